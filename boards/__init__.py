@@ -1,0 +1,1 @@
+"""FPGA board tops and bitstream builds through amaranth-boards platforms."""

@@ -1,0 +1,1 @@
+"""Amaranth generators: frozen network -> ternary adder trees, r multipliers, Verilog."""

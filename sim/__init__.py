@@ -1,0 +1,1 @@
+"""cocotb + Verilator simulation of generated Verilog against the reference."""

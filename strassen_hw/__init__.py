@@ -1,0 +1,1 @@
+"""strassen-hw: StrassenNets layers as bit-exact hardware."""

@@ -1,0 +1,109 @@
+"""The ``strassen-hw`` command line: a thin layer over the importable functions.
+
+Every subcommand is one small function. Errors a user can fix print one line,
+``strassen-hw: error: ...``, and exit with status 2; no traceback.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, exit status 2."""
+
+
+def _shape(text):
+    try:
+        n_in, r, n_out = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not n_in,r,n_out (three integers)")
+    if min(n_in, r, n_out) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every size must be at least 1")
+    return n_in, r, n_out
+
+
+def _load_npy(path, what):
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file (the {what} .npy)")
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a numpy .npy file of integers ({e})")
+
+
+def _save_npy(path, array):
+    import io
+
+    from .frozen import atomic_write
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write(path, buffer.getvalue())
+
+
+# --- subcommands ------------------------------------------------------------------------------
+
+def cmd_random(args):
+    from .frozen import random_network, save
+    net = random_network(args.shape, seed=args.seed, name=args.name,
+                         input_width=args.input_width, a_width=args.a_width)
+    save(net, args.output)
+    print(f"wrote {args.output}: {len(net.layers)} layer(s), "
+          + ", ".join(f"{l.n_in},{l.r},{l.n_out}" for l in net.layers))
+
+
+def cmd_reference(args):
+    from .frozen import load
+    from .reference import forward
+    net = load(args.network)
+    y = forward(net, _load_npy(args.inputs, "inputs"))
+    _save_npy(args.output, y)
+    print(f"wrote {args.output}: {y.shape[0]} vector(s) of {y.shape[1]} output(s)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="strassen-hw",
+        description="StrassenNets layers as bit-exact hardware: ternary adder trees and "
+                    "r multipliers per layer.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("random", help="write a random valid frozen network")
+    p.add_argument("--shape", type=_shape, action="append", required=True,
+                   metavar="N_IN,R,N_OUT", help="one layer (repeat for more layers)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default="net", help="network (and Verilog module) name")
+    p.add_argument("--input-width", type=int, default=8, help="signed input bits (default 8)")
+    p.add_argument("--a-width", type=int, default=8, help="signed bits of ã (default 8)")
+    p.add_argument("-o", "--output", required=True, metavar="NET")
+    p.set_defaults(func=cmd_random)
+
+    p = sub.add_parser("reference", help="run the exact integer reference on inputs")
+    p.add_argument("network", metavar="NET")
+    p.add_argument("--inputs", required=True, metavar="X.npy", help="integers, shape (N, n_in)")
+    p.add_argument("-o", "--output", required=True, metavar="Y.npy")
+    p.set_defaults(func=cmd_reference)
+
+    return parser
+
+
+def main(argv=None):
+    from .frozen import FrozenError
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (UserError, FrozenError) as e:
+        print(f"strassen-hw: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("strassen-hw: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""PyTorch training of Strassen layers, freezing into frozen networks, and discovery."""
