@@ -64,6 +64,21 @@ def cmd_reference(args):
     print(f"wrote {args.output}: {y.shape[0]} vector(s) of {y.shape[1]} output(s)")
 
 
+def cmd_generate(args):
+    from .frozen import load
+    from .hw import generate
+    net = load(args.network)
+    try:
+        result = generate(net, args.output)
+    except OSError as e:
+        raise UserError(f"{args.output}: cannot write the Verilog ({e.strerror or e})")
+    total = result["total"]
+    print(f"wrote {args.output}/{net.name}.v and {args.output}/report.json: "
+          f"{len(result['layers'])} layer(s), {total['multipliers']} multiplier(s), "
+          f"{total['adders']} adders, {total['register_bits']} register bits, "
+          f"latency {total['latency']} cycles")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="strassen-hw",
@@ -86,6 +101,12 @@ def build_parser():
     p.add_argument("--inputs", required=True, metavar="X.npy", help="integers, shape (N, n_in)")
     p.add_argument("-o", "--output", required=True, metavar="Y.npy")
     p.set_defaults(func=cmd_reference)
+
+    p = sub.add_parser("generate", help="write the Verilog of a frozen network and its report")
+    p.add_argument("network", metavar="NET")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="writes DIR/<name>.v and DIR/report.json")
+    p.set_defaults(func=cmd_generate)
 
     return parser
 

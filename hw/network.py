@@ -1,0 +1,49 @@
+"""A frozen network as one stream component: Strassen layers chained on streams."""
+
+from amaranth.hdl import Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layer import StrassenLayer, format_shape
+
+__all__ = ["StrassenNetwork"]
+
+
+class StrassenNetwork(wiring.Component):
+    """All layers of a :class:`~strassen_hw.frozen.FrozenNetwork`, chained, pipelined.
+
+    Parameters
+    ----------
+    net : FrozenNetwork
+    levels_per_stage : int
+        Adder levels between pipeline registers (default 2).
+
+    Attributes
+    ----------
+    i : stream, payload ``ArrayLayout(input shape, n_in)``
+    o : stream, payload ``ArrayLayout(output shape, n_out)``
+    layers : list of StrassenLayer
+        Submodules ``layer0``, ``layer1``, ...
+    latency : int
+        Cycles from an accepted input vector to its output vector, without stalls.
+    """
+
+    def __init__(self, net, *, levels_per_stage=2):
+        self.net = net
+        self.layers = [StrassenLayer(layer, fmt, levels_per_stage=levels_per_stage)
+                       for layer, fmt in zip(net.layers, net.layer_inputs())]
+        self.latency = sum(layer.latency for layer in self.layers)
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(format_shape(net.input), net.n_in))),
+            "o": Out(stream.Signature(data.ArrayLayout(format_shape(net.output), net.n_out))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for index, layer in enumerate(self.layers):
+            m.submodules[f"layer{index}"] = layer
+        wiring.connect(m, wiring.flipped(self.i), self.layers[0].i)
+        for a, b in zip(self.layers, self.layers[1:]):
+            wiring.connect(m, a.o, b.i)
+        wiring.connect(m, self.layers[-1].o, wiring.flipped(self.o))
+        return m
