@@ -79,6 +79,55 @@ def cmd_generate(args):
           f"latency {total['latency']} cycles")
 
 
+def _format_matrix(name, w):
+    rows = [" ".join(f"{v:2d}" for v in row) for row in w.tolist()]
+    return "\n".join(f"{name if i == 0 else '':5}[{row} ]" for i, row in enumerate(rows))
+
+
+def cmd_discover(args):
+    import json
+
+    from .frozen import atomic_write
+    from .matmul import save_algorithm
+    if not 1 <= args.size <= 4:
+        raise UserError(f"--size {args.size}: must be 1..4 (n×n matrices)")
+    if not 1 <= args.rank <= args.size ** 3:
+        raise UserError(f"--rank {args.rank}: must be 1..{args.size ** 3} for {args.size}×"
+                        f"{args.size} (the naive product needs {args.size ** 3})")
+    if args.restarts < 1:
+        raise UserError(f"--restarts {args.restarts}: must be at least 1")
+    for key in ("fit_steps", "quant_steps"):
+        if getattr(args, key) is not None and getattr(args, key) < 0:
+            raise UserError(f"--{key.replace('_', '-')} {getattr(args, key)}: must be >= 0")
+    from .train.discover import discover
+    overrides = {k: getattr(args, k) for k in ("fit_steps", "quant_steps")
+                 if getattr(args, k) is not None}
+    result = discover(args.size, args.rank, args.restarts, seed=args.seed, recipe=args.recipe,
+                      progress=True, **overrides)
+    n, first = args.size, result.first
+    print(f"{result.restarts} restart(s) of {n}x{n}, r={args.rank}, recipe '{args.recipe}' "
+          f"on {result.device}: {int(result.exact.sum())} exact ({100 * result.rate:.1f}%), "
+          f"{result.distinct()} distinct, {result.seconds:.1f} s")
+    if args.json:
+        doc = first.to_json() if first else {"W_a": None, "W_b": None, "W_c": None}
+        doc.update(n=n, r=args.rank, recipe=args.recipe, seed=args.seed,
+                   restarts=result.restarts, exact=int(result.exact.sum()), rate=result.rate,
+                   distinct=result.distinct(), seconds=round(result.seconds, 3),
+                   first_seconds=None if first is None else round(result.first_seconds, 3),
+                   device=result.device)
+        atomic_write(args.json, json.dumps(doc) + "\n")
+    if first is None:
+        print("no exact algorithm found: try more --restarts or another --seed")
+        return 1
+    output = args.output or f"matmul-{n}x{n}-r{args.rank}.json"
+    save_algorithm(first, output)
+    print(f"first exact algorithm after {result.first_seconds:.1f} s ({first.r} products; "
+          f"tensor identity checked in integers), saved to {output}:")
+    for name, w in (("W_a", first.w_a), ("W_b", first.w_b), ("W_c", first.w_c)):
+        print(_format_matrix(name, w))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="strassen-hw",
@@ -108,6 +157,23 @@ def build_parser():
                    help="writes DIR/<name>.v and DIR/report.json")
     p.set_defaults(func=cmd_generate)
 
+    p = sub.add_parser("discover", help="learn an exact ternary matrix-multiplication algorithm "
+                                        "(Strassen: 2x2 with 7 products)")
+    p.add_argument("--size", type=int, default=2, metavar="N", help="n×n matrices (default 2)")
+    p.add_argument("--rank", type=int, default=7, metavar="R", help="products (default 7)")
+    p.add_argument("--restarts", type=int, default=1000, metavar="K",
+                   help="random restarts, trained together (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recipe", choices=("default", "paper"), default="default",
+                   help="'paper': the paper's SGD + TWN protocol (slow, ~1%% exact)")
+    p.add_argument("--fit-steps", type=int, metavar="S", help="override the full-precision steps")
+    p.add_argument("--quant-steps", type=int, metavar="S", help="override the quantization steps")
+    p.add_argument("--json", metavar="PATH",
+                   help="write the first solution (W_a, W_b, W_c) and the run's figures as JSON")
+    p.add_argument("-o", "--output", metavar="SOLUTION",
+                   help="solution file (default matmul-<n>x<n>-r<r>.json)")
+    p.set_defaults(func=cmd_discover)
+
     return parser
 
 
@@ -116,14 +182,14 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except (UserError, FrozenError) as e:
         print(f"strassen-hw: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("strassen-hw: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

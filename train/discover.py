@@ -202,7 +202,8 @@ def _discover(n, r, restarts, seed, recipe, device, progress, overrides):
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=total, desc=f"discover {n}x{n} r={r}", unit="step", leave=False)
+        bar = tqdm(total=total, desc=f"discover {n}x{n} r={r}", unit="step", leave=False,
+                   disable=None)
 
     def check():
         nonlocal first_seconds
