@@ -130,3 +130,14 @@ def test_three_by_three_naive_and_verilog_is_deterministic():
     first, report = generate_bilinear_verilog(STRASSEN, INT8, name="strassen2")
     again, _ = generate_bilinear_verilog(STRASSEN, INT8, name="strassen2")
     assert first == again and "module strassen2" in first and report["multipliers"] == 7
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
+def test_verilator_every_output_equals_matmul():
+    from strassen_hw.sim.bilinear import check_bilinear, matmul_vectors
+    a, b = matmul_vectors(2, INT8, 1000, seed=5)
+    assert len(a) == 1016
+    result, report = check_bilinear(PAPER_LEARNED, INT8, a, b, name="paper_matmul", seed=2)
+    assert result.outputs.shape == (1016, 4)
+    assert report["multipliers"] == 7
