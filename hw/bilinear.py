@@ -18,6 +18,8 @@ corners of the operand box and are found by enumerating the corners of ``A``.
 """
 
 import itertools
+import json
+import os
 
 import numpy as np
 from amaranth.back import verilog
@@ -27,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from .graph import ternary_graph
 
-__all__ = ["BilinearPlan", "BilinearMatmul", "generate_bilinear_verilog"]
+__all__ = ["BilinearPlan", "BilinearMatmul", "generate_bilinear_verilog", "generate_bilinear"]
 
 
 def _format_shape(fmt):
@@ -271,3 +273,13 @@ def generate_bilinear_verilog(algorithm, operand, name="matmul", **kwargs):
     ``i``, ``o``) and the report; byte-identical for identical arguments."""
     top = BilinearMatmul(algorithm, operand, **kwargs)
     return verilog.convert(top, name=name, emit_src=False), top.plan.report()
+
+
+def generate_bilinear(algorithm, operand, out_dir, name="matmul", **kwargs):
+    """Write ``out_dir/<name>.v`` and ``out_dir/report.json`` (atomically); return the report."""
+    from strassen_hw.frozen import atomic_write
+    text, report = generate_bilinear_verilog(algorithm, operand, name=name, **kwargs)
+    report = {"name": name, **report}
+    atomic_write(os.path.join(out_dir, f"{name}.v"), text)
+    atomic_write(os.path.join(out_dir, "report.json"), json.dumps(report, indent=1) + "\n")
+    return report

@@ -67,6 +67,9 @@ def cmd_reference(args):
 def cmd_generate(args):
     from .frozen import load
     from .hw import generate
+    from .matmul import is_algorithm_file
+    if is_algorithm_file(args.network):
+        return _generate_matmul(args)
     net = load(args.network)
     try:
         result = generate(net, args.output)
@@ -77,6 +80,72 @@ def cmd_generate(args):
           f"{len(result['layers'])} layer(s), {total['multipliers']} multiplier(s), "
           f"{total['adders']} adders, {total['register_bits']} register bits, "
           f"latency {total['latency']} cycles")
+
+
+def _operand(args):
+    from .frozen import Format
+    if not 2 <= args.operand_width <= 32:
+        raise UserError(f"--operand-width {args.operand_width}: must be 2..32")
+    return Format(args.operand_width, True)
+
+
+def _generate_matmul(args):
+    """``generate`` for a bilinear solution file: the r-multiplier matrix multiplier."""
+    from .hw.bilinear import generate_bilinear
+    from .matmul import load_algorithm
+    algorithm = load_algorithm(args.network)
+    if not algorithm.is_exact():
+        raise UserError(f"{args.network}: not an exact algorithm (its tensor differs from the "
+                        f"{algorithm.n}x{algorithm.n} matrix-multiplication tensor)")
+    name = args.name or "matmul"
+    try:
+        rep = generate_bilinear(algorithm, _operand(args), args.output, name=name)
+    except OSError as e:
+        raise UserError(f"{args.output}: cannot write the Verilog ({e.strerror or e})")
+    n = algorithm.n
+    print(f"wrote {args.output}/{name}.v and {args.output}/report.json: {n}x{n} matrix "
+          f"product, {rep['multipliers']} multipliers (naive {rep['naive_multipliers']}), "
+          f"{rep['adders']} adders (W_a {rep['adders_w_a']}, W_b {rep['adders_w_b']}, W_c "
+          f"{rep['adders_w_c']}, negations {rep['negations']}; naive {rep['naive_adders']}), output {rep['output']['width']}"
+          f" bits, latency {rep['latency']} cycles")
+
+
+def cmd_simulate(args):
+    from .matmul import is_algorithm_file
+    if args.count < 0:
+        raise UserError(f"--count {args.count}: must be >= 0")
+    if not is_algorithm_file(args.design):
+        from .frozen import load
+        from .sim import Mismatch, check, test_vectors
+        net = load(args.design)
+        x = test_vectors(net, args.count, seed=args.seed)
+        try:
+            result = check(net, x, seed=args.seed, stalls=not args.no_stalls, progress=True)
+        except Mismatch as e:
+            print(f"FAIL {net.name}: {e}")
+            return 1
+        print(f"PASS {net.name}: all {len(x)} vectors (4 extreme, {args.count} random) equal "
+              f"the reference, bit for bit; {result.cycles} cycles")
+        return 0
+    from .matmul import load_algorithm
+    from .sim import Mismatch
+    from .sim.bilinear import check_bilinear, matmul_vectors
+    algorithm, operand = load_algorithm(args.design), _operand(args)
+    if not algorithm.is_exact():
+        raise UserError(f"{args.design}: not an exact algorithm (its tensor differs from the "
+                        f"{algorithm.n}x{algorithm.n} matrix-multiplication tensor)")
+    a, b = matmul_vectors(algorithm.n, operand, args.count, seed=args.seed)
+    try:
+        result, rep = check_bilinear(algorithm, operand, a, b, name=args.name or "matmul",
+                                     seed=args.seed, stalls=not args.no_stalls)
+    except Mismatch as e:
+        print(f"FAIL: {e}")
+        return 1
+    n = algorithm.n
+    print(f"PASS: all {len(a)} pairs ({len(a) - args.count} extreme, {args.count} random) of "
+          f"{n}x{n} int{operand.width} matrices give exactly A @ B with {rep['multipliers']} "
+          f"multipliers (naive {rep['naive_multipliers']}); {result.cycles} cycles")
+    return 0
 
 
 def _format_matrix(name, w):
@@ -155,7 +224,22 @@ def build_parser():
     p.add_argument("network", metavar="NET")
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="writes DIR/<name>.v and DIR/report.json")
+    p.add_argument("--operand-width", type=int, default=8, metavar="W",
+                   help="solution files: signed bits of each entry of A and B (default 8)")
+    p.add_argument("--name", help="solution files: Verilog module name (default matmul)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("simulate", help="simulate the Verilog in Verilator and check every "
+                                        "output (a network, or a discovered solution)")
+    p.add_argument("design", metavar="NET_OR_SOLUTION",
+                   help="a frozen network, or a solution file from 'discover'")
+    p.add_argument("--count", type=int, default=1000, help="random vectors (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-stalls", action="store_true", help="no random stalls/back-pressure")
+    p.add_argument("--operand-width", type=int, default=8, metavar="W",
+                   help="solution files: signed bits of each entry of A and B (default 8)")
+    p.add_argument("--name", help="solution files: Verilog module name (default matmul)")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("discover", help="learn an exact ternary matrix-multiplication algorithm "
                                         "(Strassen: 2x2 with 7 products)")

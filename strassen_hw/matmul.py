@@ -25,7 +25,7 @@ from .frozen import FrozenError
 
 __all__ = [
     "AlgorithmError", "BilinearAlgorithm", "matmul_tensor", "from_column_major", "load_algorithm",
-    "save_algorithm", "STRASSEN", "PAPER_LEARNED",
+    "save_algorithm", "is_algorithm_file", "STRASSEN", "PAPER_LEARNED",
 ]
 
 
@@ -174,6 +174,16 @@ def load_algorithm(path):
         return BilinearAlgorithm(doc["W_a"], doc["W_b"], doc["W_c"])
     except AlgorithmError as e:
         raise AlgorithmError(f"{path}: {e}")
+
+
+def is_algorithm_file(path):
+    """True when ``path`` is a JSON object with a ``W_a`` key (a solution, not a network)."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and "W_a" in doc
 
 
 #: Strassen (1969), as printed in the paper's eq. 2, converted to row-major ``vec``.

@@ -53,3 +53,41 @@ def test_bad_arguments_give_one_line(argv, message, capsys):
     assert main(["discover", *argv]) == 2
     err = capsys.readouterr().err
     assert err == f"strassen-hw: error: {message}\n"
+
+
+def _strassen_file(tmp_path, w_c=None):
+    from strassen_hw.matmul import STRASSEN, BilinearAlgorithm, save_algorithm
+    path = tmp_path / "strassen.json"
+    algorithm = STRASSEN if w_c is None else BilinearAlgorithm(STRASSEN.w_a, STRASSEN.w_b, w_c)
+    save_algorithm(algorithm, path)
+    return path
+
+
+def test_generate_accepts_a_solution(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["generate", str(_strassen_file(tmp_path)), "-o", str(out), "--name", "mm2"]) == 0
+    assert "7 multipliers (naive 8)" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert (report["name"], report["multipliers"], report["naive_multipliers"]) == ("mm2", 7, 8)
+    assert "module mm2" in (out / "mm2.v").read_text()
+
+
+def test_generate_refuses_an_inexact_solution(tmp_path, capsys):
+    from strassen_hw.matmul import STRASSEN
+    w_c = STRASSEN.w_c.copy()
+    w_c[0, 0] = 0 if w_c[0, 0] else 1
+    path = _strassen_file(tmp_path, w_c)
+    assert main(["generate", str(path), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"strassen-hw: error: {path}: not an exact algorithm (its tensor differs from the "
+        "2x2 matrix-multiplication tensor)\n")
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
+def test_simulate_checks_a_solution_against_matmul(tmp_path, capsys):
+    status = main(["simulate", str(_strassen_file(tmp_path)), "--count", "300",
+                   "--name", "strassen_cli"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert out.startswith("PASS: all 316 pairs (16 extreme, 300 random) of 2x2 int8 matrices")

@@ -17,7 +17,7 @@ Two recipes (:data:`RECIPES`):
     ``α``, straight-through gradient) for one epoch at lr 0.001. Exactness is checked once, on
     the final TWN ternary matrices.
 ``default``
-    Adam (lr 0.1, batch 64 fresh pairs each step) for 1,000 steps at full precision, then 2,000
+    Adam (lr 0.1, batch 64 fresh pairs each step) for 1,000 steps at full precision, then 1,000
     steps with an annealed penalty ``λ(t) Σ w²(w²-1)²`` that pulls every weight toward
     {-1, 0, 1} while the data loss keeps the fit (``λ`` grows geometrically from 1e-3 to 1).
     Every 50 steps each restart's weights are rounded (as they are, and after scaling each
@@ -64,7 +64,7 @@ class Recipe:
 
 RECIPES = {
     "default": Recipe("default", "adam", lr_fit=0.1, lr_quant=0.1, batch=64, fit_steps=1000,
-                      quant_steps=2000, quantizer="anneal", check_every=50),
+                      quant_steps=1000, quantizer="anneal", check_every=50),
     "paper": Recipe("paper", "sgd", lr_fit=0.1, lr_quant=0.001, momentum=0.9, batch=4,
                     dataset=100_000, fit_steps=25_000, quant_steps=25_000, quantizer="twn"),
 }
