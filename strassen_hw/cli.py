@@ -106,8 +106,8 @@ def _generate_matmul(args):
     print(f"wrote {args.output}/{name}.v and {args.output}/report.json: {n}x{n} matrix "
           f"product, {rep['multipliers']} multipliers (naive {rep['naive_multipliers']}), "
           f"{rep['adders']} adders (W_a {rep['adders_w_a']}, W_b {rep['adders_w_b']}, W_c "
-          f"{rep['adders_w_c']}, negations {rep['negations']}; naive {rep['naive_adders']}), output {rep['output']['width']}"
-          f" bits, latency {rep['latency']} cycles")
+          f"{rep['adders_w_c']}, negations {rep['negations']}; naive {rep['naive_adders']}), "
+          f"output {rep['output']['width']} bits, latency {rep['latency']} cycles")
 
 
 def cmd_simulate(args):

@@ -98,7 +98,7 @@ class BilinearAlgorithm:
         return self.w_a.shape[0]
 
     def tensor(self):
-        """The algorithm's tensor ``Σ_j W_c[i,j] W_a[j,k] W_b[j,l]`` (int64, ``(n², n², n²)``)."""
+        """The tensor ``Σ_j W_c[i,j] W_a[j,k] W_b[j,l]`` (int64, shape ``(n², n², n²)``)."""
         return np.einsum("ij,jk,jl->ikl", self.w_c, self.w_a, self.w_b)
 
     def is_exact(self):

@@ -45,7 +45,8 @@ def test_nothing_found_exits_1_and_writes_no_solution(tmp_path, capsys):
     (["--size", "0"], "--size 0: must be 1..4 (n×n matrices)"),
     (["--size", "5"], "--size 5: must be 1..4 (n×n matrices)"),
     (["--rank", "9"], "--rank 9: must be 1..8 for 2×2 (the naive product needs 8)"),
-    (["--size", "3", "--rank", "0"], "--rank 0: must be 1..27 for 3×3 (the naive product needs 27)"),
+    (["--size", "3", "--rank", "0"],
+     "--rank 0: must be 1..27 for 3×3 (the naive product needs 27)"),
     (["--restarts", "0"], "--restarts 0: must be at least 1"),
     (["--fit-steps", "-1"], "--fit-steps -1: must be >= 0"),
 ])

@@ -79,7 +79,8 @@ def test_multiply_is_exact_at_the_extremes():
 def test_canonical_ignores_order_and_sign_pairs():
     rng = np.random.default_rng(0)
     perm = rng.permutation(7)
-    w_a, w_b, w_c = STRASSEN.w_a[perm].copy(), STRASSEN.w_b[perm].copy(), STRASSEN.w_c[:, perm].copy()
+    w_a, w_b = STRASSEN.w_a[perm].copy(), STRASSEN.w_b[perm].copy()
+    w_c = STRASSEN.w_c[:, perm].copy()
     w_a[0] *= -1
     w_b[0] *= -1      # (-a)(-b)c: same product
     w_b[3] *= -1

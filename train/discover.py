@@ -114,7 +114,8 @@ def _twn(w):
     delta = 0.7 * a.mean(dim=(1, 2), keepdim=True)
     t = torch.where(w > delta, 1.0, torch.where(w < -delta, -1.0, 0.0))
     mask = t != 0
-    alpha = (a * mask).sum(dim=(1, 2), keepdim=True) / mask.sum(dim=(1, 2), keepdim=True).clamp(min=1)
+    count = mask.sum(dim=(1, 2), keepdim=True).clamp(min=1)
+    alpha = (a * mask).sum(dim=(1, 2), keepdim=True) / count
     return t, alpha
 
 
