@@ -11,8 +11,8 @@ from .network import StrassenNetwork
 __all__ = ["generate_verilog", "generate", "report"]
 
 
-def _top(net, levels_per_stage):
-    return StrassenNetwork(net, levels_per_stage=levels_per_stage)
+def _top(net, levels_per_stage, share):
+    return StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share)
 
 
 def report(top):
@@ -26,16 +26,16 @@ def report(top):
     return {"name": top.net.name, "layers": layers, "total": total}
 
 
-def generate_verilog(net, *, levels_per_stage=2):
+def generate_verilog(net, *, levels_per_stage=2, share=True):
     """The Verilog text of ``net``: one module named ``net.name`` with ports ``clk``, ``rst``
     and the streams ``i`` / ``o``. Byte-identical for identical networks in any process."""
-    top = _top(net, levels_per_stage)
+    top = _top(net, levels_per_stage, share)
     return verilog.convert(top, name=net.name, emit_src=False)
 
 
-def generate(net, out_dir, *, levels_per_stage=2):
+def generate(net, out_dir, *, levels_per_stage=2, share=True):
     """Write ``out_dir/<name>.v`` and ``out_dir/report.json`` (atomically); return the report."""
-    top = _top(net, levels_per_stage)
+    top = _top(net, levels_per_stage, share)
     text = verilog.convert(top, name=net.name, emit_src=False)
     result = report(top)
     atomic_write(os.path.join(out_dir, f"{net.name}.v"), text)

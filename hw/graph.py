@@ -12,7 +12,7 @@ import heapq
 
 import numpy as np
 
-__all__ = ["AdderGraph", "ternary_graph"]
+__all__ = ["AdderGraph", "ternary_graph", "shared_graph"]
 
 
 class AdderGraph:
@@ -97,14 +97,23 @@ class AdderGraph:
         return out
 
 
-def ternary_graph(matrix, lo, hi, level=None):
+def ternary_graph(matrix, lo, hi, level=None, share=False):
     """The adder graph of ``matrix @ x`` for a ternary ``matrix`` and ``lo <= x <= hi``.
 
     Per row the ``+1`` terms and the ``-1`` terms are summed in separate trees of least depth
     and subtracted once; a row of only ``-1`` terms ends with sign ``-1`` and no subtractor.
+    With ``share``, pairs ``x_i ± x_j`` common to several rows are first computed once
+    (:func:`shared_graph`).
     """
     matrix = np.asarray(matrix)
     graph = AdderGraph(lo, hi, level)
+    if share:
+        return shared_graph(graph, matrix)
+    return _finish(graph, matrix)
+
+
+def _finish(graph, matrix):
+    """Sum each row of ``matrix`` (columns = graph nodes) as positive tree minus negative tree."""
     for row in matrix:
         pos = graph.tree(np.flatnonzero(row == 1).tolist())
         neg = graph.tree(np.flatnonzero(row == -1).tolist())
@@ -117,3 +126,85 @@ def ternary_graph(matrix, lo, hi, level=None):
         else:
             graph.rows.append((graph.node(pos, neg, sub=True), 1))
     return graph
+
+
+def shared_graph(graph, matrix, min_count=2):
+    """Greedy sharing of common pairs (pairwise common sub-expression elimination).
+
+    Repeatedly take the pair ``x_i + x_j`` or ``x_i - x_j`` that the most rows contain (ties:
+    lower adder level, then lower indices), compute it once as a new node, and substitute it in
+    every row that holds it; stop when no pair occurs in ``min_count`` rows. A new node may not
+    sit deeper than the balanced tree of the longest row, so sharing saves adders without
+    making the pipeline much longer. Then each row is summed as in :func:`ternary_graph`.
+
+    Candidates wait in buckets by count and depth; counts only fall, so an entry is re-counted
+    when taken (a popcount over per-column row bitmasks) and filed again if it fell. The counts
+    of a new node against all columns come from one numpy product over the rows it went into.
+    """
+    matrix = np.asarray(matrix, dtype=np.int8)
+    rows, n = matrix.shape
+    longest = int(np.count_nonzero(matrix, axis=1).max(initial=0))
+    cap = max(graph.level, default=0) + max(1, (longest - 1).bit_length())
+    work = np.zeros((rows, n + max(64, int(np.count_nonzero(matrix)) // 2)), dtype=np.int8)
+    work[:, :n] = matrix
+    weights = [1 << r for r in range(rows)]
+    nbytes = (rows + 7) // 8
+    # per column: bitmask of the rows holding it with +1 and with -1
+    plus = [sum(weights[r] for r in np.flatnonzero(col == 1).tolist()) for col in matrix.T]
+    minus = [sum(weights[r] for r in np.flatnonzero(col == -1).tolist()) for col in matrix.T]
+    pos, neg = (matrix == 1).astype(np.int32), (matrix == -1).astype(np.int32)
+    level = np.zeros(work.shape[1], dtype=np.int64)
+    level[:n] = graph.level
+    # candidates by count, then by depth: lists of packed (i, j, sign); the best count only
+    # falls (a new node's pairs occur in at most as many rows as the node itself)
+    buckets = [[[] for _ in range(cap + 1)] for _ in range(rows + 1)]
+
+    def add(counts, depth, i, j, negative):
+        for c, d, key in zip(counts.tolist(), depth.tolist(),
+                             (i << 21 | j << 1 | negative).tolist()):
+            buckets[c][d].append(key)
+
+    for negative, counts in ((0, pos.T @ pos + neg.T @ neg), (1, pos.T @ neg + neg.T @ pos)):
+        ii, jj = np.nonzero(np.triu(counts, 1) >= min_count)
+        depth = np.maximum(level[ii], level[jj]) + 1
+        keep = depth <= cap
+        add(counts[ii, jj][keep], depth[keep], ii[keep], jj[keep], negative)
+    top = rows
+    while top >= min_count:
+        depth = next((d for d, items in enumerate(buckets[top]) if items), None)
+        if depth is None:
+            top -= 1
+            continue
+        key = buckets[top][depth].pop()
+        i, j, sign = key >> 21, key >> 1 & 0xFFFFF, -1 if key & 1 else 1
+        if sign > 0:
+            hits = (plus[i] & plus[j]) | (minus[i] & minus[j])
+        else:
+            hits = (plus[i] & minus[j]) | (minus[i] & plus[j])
+        found = hits.bit_count()
+        if found < top:              # stale: file it under its true count
+            if found >= min_count:
+                buckets[found][depth].append(key)
+            continue
+        node = graph.node(i, j, sub=sign < 0)
+        if node >= work.shape[1]:
+            work = np.concatenate([work, np.zeros_like(work)], axis=1)
+            level = np.concatenate([level, np.zeros_like(level)])
+        level[node] = depth
+        rows_hit = np.flatnonzero(np.unpackbits(
+            np.frombuffer(hits.to_bytes(nbytes, "little"), np.uint8), bitorder="little"))
+        plus.append(plus[i] & hits)
+        minus.append(minus[i] & hits)
+        plus[i], minus[i], plus[j], minus[j] = (plus[i] & ~hits, minus[i] & ~hits,
+                                                plus[j] & ~hits, minus[j] & ~hits)
+        work[rows_hit, node] = work[rows_hit, i]
+        work[rows_hit, i] = 0
+        work[rows_hit, j] = 0
+        if depth >= cap:
+            continue
+        block = work[rows_hit, :node] * work[rows_hit, node][:, None]
+        depth_of = np.maximum(level[:node], depth) + 1
+        for negative, counts in ((0, (block == 1).sum(0)), (1, (block == -1).sum(0))):
+            k = np.flatnonzero((counts >= min_count) & (depth_of <= cap))
+            add(counts[k], depth_of[k], k, node, negative)
+    return _finish(graph, work[:, :len(graph)])

@@ -11,7 +11,7 @@ every ``levels_per_stage`` adder levels, after the multipliers and at the output
 clock enable (``en = ~o.valid | o.ready``) stalls the whole pipeline under back-pressure.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -83,6 +83,8 @@ class LayerPlan:
         Format of the layer's input vector.
     levels_per_stage : int
         Adder levels between pipeline registers.
+    share : bool
+        Share common pairs between rows (:func:`~.graph.shared_graph`).
 
     Attributes
     ----------
@@ -93,12 +95,13 @@ class LayerPlan:
     multipliers, adders, register_bits, latency : int
     """
 
-    def __init__(self, layer, input_format, levels_per_stage=2):
+    def __init__(self, layer, input_format, levels_per_stage=2, share=True):
         if levels_per_stage < 1:
             raise ValueError(f"levels_per_stage must be at least 1, not {levels_per_stage}")
         self.layer, self.input_format, self.k = layer, input_format, levels_per_stage
         fmt = input_format
-        self.graph_b = ternary_graph(layer.w_b, [fmt.min] * layer.n_in, [fmt.max] * layer.n_in)
+        self.graph_b = ternary_graph(layer.w_b, [fmt.min] * layer.n_in, [fmt.max] * layer.n_in,
+                                     share=share)
         self.sched_b = _schedule(self.graph_b, self.k)
         s, rounding = layer.product_shift, layer.product_rounding
         h = _half(s, rounding)
@@ -137,7 +140,7 @@ class LayerPlan:
             q_hi.append(col["hi"])
             q_level.append(1 if col["add"] else 0)
         self.w_c = w_c
-        self.graph_c = ternary_graph(w_c, q_lo, q_hi, q_level)
+        self.graph_c = ternary_graph(w_c, q_lo, q_hi, q_level, share=share)
         self.sched_c = _schedule(self.graph_c, self.k)
         self.bias_add = [int(b) + _half(layer.shift, layer.rounding) for b in layer.bias]
         self._count()
@@ -151,6 +154,10 @@ class LayerPlan:
             if row is not None and (const != 0 or row[1] < 0):
                 final += 1
         self.adders = self.graph_b.adders + self.graph_c.adders + rounding + final
+        # what the two trees would cost without sharing: one adder less than terms per row
+        plain = sum(int(np.count_nonzero(m)) - int(np.count_nonzero(np.any(m != 0, axis=1)))
+                    for m in (layer.w_b, self.w_c))
+        self.adders_unshared = plain + rounding + final
         bits = 0
         for graph, (stage, need, _) in ((self.graph_b, self.sched_b), (self.graph_c, self.sched_c)):
             for node in range(len(graph)):
@@ -171,43 +178,66 @@ class LayerPlan:
             "n_in": layer.n_in, "r": layer.r, "n_out": layer.n_out,
             "multipliers": self.multipliers, "adders": self.adders,
             "adders_w_b": self.graph_b.adders, "adders_w_c": self.graph_c.adders,
+            "adders_unshared": self.adders_unshared,
             "register_bits": self.register_bits, "latency": self.latency,
             "input": self.input_format.to_json(), "output": layer.output.to_json(),
         }
 
 
-class _Stages:
-    """Translates an adder graph to Amaranth expressions with registers at stage boundaries."""
+def _register(regs, name, items, chunk=16384):
+    """Registers holding every ``(value, lo, hi)`` of ``items``; returns the registered values,
+    each in the exact shape of its range. Values are packed into wide Signals (``name``,
+    ``name_1``, ... of at most ``chunk`` bits): Amaranth's cost is per signal and per bit.
+    """
+    shapes = [_range_shape(lo, hi) for _, lo, hi in items]
+    out, start, count = [], 0, 0
+    while start < len(items):
+        stop, width = start, 0
+        while stop < len(items) and (stop == start or width + shapes[stop].width <= chunk):
+            width += shapes[stop].width
+            stop += 1
+        reg = Signal(width, reset_less=True, name=f"{name}_{count}" if count else name)
+        count += 1
+        regs.append(reg.eq(Cat(*(_fit(v, lo, hi) for v, lo, hi in items[start:stop]))))
+        offset = 0
+        for shape in shapes[start:stop]:
+            part = reg[offset:offset + shape.width]
+            out.append(part.as_signed() if shape.signed else part)
+            offset += shape.width
+        start = stop
+    return out
 
-    def __init__(self, graph, schedule, inputs, prefix, regs):
-        self.graph, self.prefix, self.regs = graph, prefix, regs
-        self.stage, self.need, self.stages = schedule
-        self.expr = list(inputs) + [None] * graph.adders
-        self.cache = {}
-        g = graph
-        for node in range(g.n_inputs, len(g)):
-            s = self.stage[node]
-            a, b = self.at(g.a[node], s), self.at(g.b[node], s)
-            self.expr[node] = _fit(a - b if g.sub[node] else a + b, g.lo[node], g.hi[node])
 
-    def at(self, node, stage):
-        """The value of ``node`` as seen in pipeline stage ``stage``."""
-        if stage <= self.stage[node]:
-            return self.expr[node]
-        key = (node, stage)
-        reg = self.cache.get(key)
-        if reg is None:
-            g = self.graph
-            reg = Signal(_range_shape(g.lo[node], g.hi[node]), reset_less=True,
-                         name=f"{self.prefix}{node}_s{stage}")
-            self.regs.append(reg.eq(self.at(node, stage - 1)))
-            self.cache[key] = reg
-        return reg
+def _translate(graph, schedule, inputs, prefix, regs):
+    """Amaranth values of the rows of ``graph`` (``(value, sign)`` or ``None``), computed from
+    ``inputs`` with one register ``<prefix>_s<t>`` at each pipeline boundary ``t``."""
+    stage, need, stages = schedule
+    g = graph
+    value = list(inputs) + [None] * g.adders
+    by_stage = [[] for _ in range(stages + 1)]
+    for node in range(g.n_inputs, len(g)):
+        by_stage[stage[node]].append(node)
+    for t in range(stages + 1):
+        if t:
+            live = [node for node in range(len(g)) if stage[node] < t <= need[node]]
+            held = _register(regs, f"{prefix}_s{t}",
+                             [(value[node], g.lo[node], g.hi[node]) for node in live])
+            for node, reg in zip(live, held):
+                value[node] = reg
+        for node in by_stage[t]:
+            a, b = value[g.a[node]], value[g.b[node]]
+            value[node] = _fit(a - b if g.sub[node] else a + b, g.lo[node], g.hi[node])
+    return [None if row is None else (value[row[0]], row[1]) for row in g.rows]
 
-    def outputs(self):
-        """Row values ``(expr, sign)`` (or ``None``) after the last register boundary."""
-        return [None if row is None else (self.at(row[0], self.stages), row[1])
-                for row in self.graph.rows]
+
+def _resize(value, shape):
+    """``value`` (whose integer fits ``shape``) extended or cut to exactly ``shape``."""
+    value = Value.cast(value)
+    if len(value) < shape.width:
+        fill = value[-1].replicate(shape.width - len(value)) if value.shape().signed \
+            else Const(0, shape.width - len(value))
+        value = Cat(value, fill)
+    return value[:shape.width]
 
 
 class StrassenLayer(wiring.Component):
@@ -220,6 +250,8 @@ class StrassenLayer(wiring.Component):
         Format of the input vector elements.
     levels_per_stage : int
         Adder levels between pipeline registers (default 2).
+    share : bool
+        Share common pairs between rows (default True).
 
     Attributes
     ----------
@@ -230,8 +262,8 @@ class StrassenLayer(wiring.Component):
         Cycles from an accepted input to its output, without stalls.
     """
 
-    def __init__(self, layer, input_format, *, levels_per_stage=2):
-        self.plan = LayerPlan(layer, input_format, levels_per_stage)
+    def __init__(self, layer, input_format, *, levels_per_stage=2, share=True):
+        self.plan = LayerPlan(layer, input_format, levels_per_stage, share)
         self.latency = self.plan.latency
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(format_shape(input_format), layer.n_in))),
@@ -248,20 +280,22 @@ class StrassenLayer(wiring.Component):
 
         # W_b trees
         x = [self.i.payload[j] for j in range(layer.n_in)]
-        u = _Stages(plan.graph_b, plan.sched_b, x, "b", regs).outputs()
+        u = _translate(plan.graph_b, plan.sched_b, x, "w_b", regs)
 
-        # r products, registered
+        # r products (the only multipliers), registered
+        active = [j for j, col in enumerate(plan.columns) if col["kind"] != "zero"]
+        products = []
+        for j in active:
+            col = plan.columns[j]
+            value = u[j][0] * col["a"] if col["kind"] == "mul" else u[j][0]
+            products.append((value, col["m_lo"], col["m_hi"]))
+        held = dict(zip(active, _register(regs, "products", products)))
         q = []
         for j, col in enumerate(plan.columns):
             if col["kind"] == "zero":
                 q.append(0)
                 continue
-            value = u[j][0]
-            if col["kind"] == "mul":
-                value = value * col["a"]
-            reg = Signal(_range_shape(col["m_lo"], col["m_hi"]), reset_less=True, name=f"m{j}")
-            regs.append(reg.eq(_fit(value, col["m_lo"], col["m_hi"])))
-            value = reg
+            value = held[j]
             if col["add"]:
                 value = _fit(value + col["add"], col["m_lo"] + col["add"],
                              col["m_hi"] + col["add"])
@@ -272,10 +306,11 @@ class StrassenLayer(wiring.Component):
             q.append(_fit(value, col["lo"], col["hi"]))
 
         # W_c trees over the rounded products
-        v = _Stages(plan.graph_c, plan.sched_c, q, "c", regs).outputs()
+        v = _translate(plan.graph_c, plan.sched_c, q, "w_c", regs)
 
         # bias, requantization, output register
         fmt, shift = layer.output, layer.shift
+        y = []
         for i, (row, const) in enumerate(zip(v, plan.bias_add)):
             if row is None:
                 lo = hi = const
@@ -301,7 +336,8 @@ class StrassenLayer(wiring.Component):
                 value = Mux(Value.cast(value) > fmt.max, fmt.max, value)
             if lo < fmt.min:
                 value = Mux(Value.cast(value) < fmt.min, fmt.min, value)
-            regs.append(self.o.payload[i].eq(value))
+            y.append(_resize(value, format_shape(fmt)))
+        regs.append(self.o.payload.as_value().eq(Cat(*y)))
 
         # valid bits: a shift register of the pipeline's latency
         valid = Signal(self.latency, name="valid")

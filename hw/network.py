@@ -17,6 +17,8 @@ class StrassenNetwork(wiring.Component):
     net : FrozenNetwork
     levels_per_stage : int
         Adder levels between pipeline registers (default 2).
+    share : bool
+        Share common pairs between the rows of each ternary matrix (default True).
 
     Attributes
     ----------
@@ -28,9 +30,9 @@ class StrassenNetwork(wiring.Component):
         Cycles from an accepted input vector to its output vector, without stalls.
     """
 
-    def __init__(self, net, *, levels_per_stage=2):
+    def __init__(self, net, *, levels_per_stage=2, share=True):
         self.net = net
-        self.layers = [StrassenLayer(layer, fmt, levels_per_stage=levels_per_stage)
+        self.layers = [StrassenLayer(layer, fmt, levels_per_stage=levels_per_stage, share=share)
                        for layer, fmt in zip(net.layers, net.layer_inputs())]
         self.latency = sum(layer.latency for layer in self.layers)
         super().__init__({
