@@ -119,6 +119,12 @@ def _twn(w):
     return t, alpha
 
 
+def _straight_through(w):
+    """Forward ``α·W^t`` (TWN), backward as if the identity (straight-through estimator)."""
+    t, alpha = _twn(w)
+    return w + (t * alpha - w).detach()
+
+
 def _candidates(wa, wb, wc, quantizer):
     """Integer ternary candidates ``(W_a, W_b, W_c)`` (each with a restart dim) to check."""
     import torch
@@ -175,7 +181,10 @@ def _discover(n, r, restarts, seed, recipe, device, progress, overrides):
 
     from strassen_hw.matmul import BilinearAlgorithm, matmul_tensor
     start = time.perf_counter()
-    recipe = RECIPES[recipe] if isinstance(recipe, str) else recipe
+    if isinstance(recipe, str):
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+        recipe = RECIPES[recipe]
     recipe = replace(recipe, **overrides) if overrides else recipe
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     n2, R = n * n, restarts
@@ -235,8 +244,8 @@ def _discover(n, r, restarts, seed, recipe, device, progress, overrides):
         c = (a @ b).reshape(-1, n2)
         a, b = a.reshape(-1, n2), b.reshape(-1, n2)
         fa, fb, fc = wa, wb, wc
-        if quant and recipe.quantizer == "twn":   # forward α·W^t, gradient straight through
-            fa, fb, fc = ((w + (t * s - w).detach()) for w in (wa, wb, wc) for t, s in [_twn(w)])
+        if quant and recipe.quantizer == "twn":
+            fa, fb, fc = (_straight_through(w) for w in (wa, wb, wc))
         u = torch.einsum("Rjk,bk->Rbj", fa, a) * torch.einsum("Rjl,bl->Rbj", fb, b)
         loss = ((torch.einsum("Rij,Rbj->Rbi", fc, u) - c) ** 2).mean(dim=(1, 2))
         total_loss = loss.sum()
