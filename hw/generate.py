@@ -34,19 +34,27 @@ def report(net, *, levels_per_stage=2, share=True):
 
 
 def _convert(top):
-    return verilog.convert(top, name=top.net.name, emit_src=False)
+    text = verilog.convert(top, name=top.net.name, emit_src=False)
+    return text + "".join(f"\n{body}" for _, body in top.verilog_modules)
 
 
-def generate_verilog(net, *, levels_per_stage=2, share=True):
-    """The Verilog text of ``net``: one module named ``net.name`` with ports ``clk``, ``rst``
-    and the streams ``i`` / ``o``. Byte-identical for identical networks in any process."""
-    return _convert(StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share))
+def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog"):
+    """The Verilog text of ``net``: a top module named ``net.name`` with ports ``clk``,
+    ``rst`` and the streams ``i`` / ``o``. Byte-identical for identical networks in any process.
+
+    The layers are Amaranth components converted by :func:`amaranth.back.verilog.convert`;
+    with ``trees="verilog"`` (default) their adder trees are appended as modules written
+    directly from the adder graphs (:mod:`.tree_verilog`), which keeps large layers fast;
+    ``trees="amaranth"`` converts everything through Amaranth (slow for large layers).
+    """
+    return _convert(StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share,
+                                    trees=trees))
 
 
-def generate(net, out_dir, *, levels_per_stage=2, share=True):
+def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog"):
     """Write ``out_dir/<name>.v`` and ``out_dir/report.json`` (each atomically); return the
     report (see :func:`report`)."""
-    top = StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share)
+    top = StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share, trees=trees)
     text = _convert(top)
     result = _report(net.name, [layer.plan for layer in top.layers])
     atomic_write(os.path.join(out_dir, f"{net.name}.v"), text)

@@ -11,13 +11,15 @@ every ``levels_per_stage`` adder levels, after the multipliers and at the output
 clock enable (``en = ~o.valid | o.ready``) stalls the whole pipeline under back-pressure.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, Mux, Signal, Value, signed,
+                          unsigned)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 import numpy as np
 
 from .graph import ternary_graph
+from .tree_verilog import port_widths, tree_verilog
 
 __all__ = ["LayerPlan", "StrassenLayer", "format_shape"]
 
@@ -252,6 +254,12 @@ class StrassenLayer(wiring.Component):
         Adder levels between pipeline registers (default 2).
     share : bool
         Share common pairs between rows (default True).
+    trees : ``"amaranth"`` or ``"verilog"``
+        Build the adder trees in Amaranth (simulatable), or instantiate them as modules
+        ``<module_prefix>_w_b`` / ``_w_c`` whose Verilog text is :attr:`verilog_modules`
+        (:mod:`~strassen_hw.hw.tree_verilog`; fast for large layers).
+    module_prefix : str
+        Prefix of those module names.
 
     Attributes
     ----------
@@ -262,9 +270,15 @@ class StrassenLayer(wiring.Component):
         Cycles from an accepted input to its output, without stalls.
     """
 
-    def __init__(self, layer, input_format, *, levels_per_stage=2, share=True):
+    def __init__(self, layer, input_format, *, levels_per_stage=2, share=True, trees="amaranth",
+                 module_prefix="layer"):
+        if trees not in ("amaranth", "verilog"):
+            raise ValueError(f"trees must be 'amaranth' or 'verilog', not {trees!r}")
         self.plan = LayerPlan(layer, input_format, levels_per_stage, share)
         self.latency = self.plan.latency
+        self.trees, self.module_prefix = trees, module_prefix
+        #: ``(name, text)`` of the tree modules written as Verilog text (``trees="verilog"``)
+        self.verilog_modules = []
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(format_shape(input_format), layer.n_in))),
             "o": Out(stream.Signature(data.ArrayLayout(format_shape(layer.output),
@@ -279,8 +293,9 @@ class StrassenLayer(wiring.Component):
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
 
         # W_b trees
+        self.verilog_modules = []
         x = [self.i.payload[j] for j in range(layer.n_in)]
-        u = _translate(plan.graph_b, plan.sched_b, x, "w_b", regs)
+        u = self._trees(m, en, plan.graph_b, plan.sched_b, x, "w_b", regs)
 
         # r products (the only multipliers), registered
         active = [j for j, col in enumerate(plan.columns) if col["kind"] != "zero"]
@@ -306,7 +321,7 @@ class StrassenLayer(wiring.Component):
             q.append(_fit(value, col["lo"], col["hi"]))
 
         # W_c trees over the rounded products
-        v = _translate(plan.graph_c, plan.sched_c, q, "w_c", regs)
+        v = self._trees(m, en, plan.graph_c, plan.sched_c, q, "w_c", regs)
 
         # bias, requantization, output register
         fmt, shift = layer.output, layer.shift
@@ -346,4 +361,25 @@ class StrassenLayer(wiring.Component):
         with m.If(en):
             m.d.sync += regs
         return m
+
+    def _trees(self, m, en, graph, schedule, inputs, label, regs):
+        """Row values ``(value, sign)`` (or ``None``) of ``graph`` over ``inputs``."""
+        if self.trees == "amaranth" or not graph.adders:
+            return _translate(graph, schedule, inputs, label, regs)
+        name = f"{self.module_prefix}_{label}"
+        x = Cat(*(_fit(value, graph.lo[k], graph.hi[k]) for k, value in enumerate(inputs)))
+        y = Signal(port_widths(graph)[1], name=f"{label}_y")
+        m.submodules[label] = Instance(name, i_clk=ClockSignal(), i_en=en, i_x=x, o_y=y)
+        self.verilog_modules.append((name, tree_verilog(graph, schedule, name)))
+        rows, offset = [], 0
+        for row in graph.rows:
+            if row is None:
+                rows.append(None)
+                continue
+            lo, hi = graph.lo[row[0]], graph.hi[row[0]]
+            shape = _range_shape(lo, hi)
+            part = y[offset:offset + shape.width]
+            rows.append((part.as_signed() if shape.signed else part, row[1]))
+            offset += shape.width
+        return rows
 

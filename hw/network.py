@@ -19,6 +19,10 @@ class StrassenNetwork(wiring.Component):
         Adder levels between pipeline registers (default 2).
     share : bool
         Share common pairs between the rows of each ternary matrix (default True).
+    trees : ``"amaranth"`` or ``"verilog"``
+        How the adder trees are built (see :class:`StrassenLayer`); ``"verilog"`` tree modules
+        are named ``<net.name>_layer<k>_w_b`` / ``_w_c`` and listed in :attr:`verilog_modules`
+        after elaboration.
 
     Attributes
     ----------
@@ -30,10 +34,12 @@ class StrassenNetwork(wiring.Component):
         Cycles from an accepted input vector to its output vector, without stalls.
     """
 
-    def __init__(self, net, *, levels_per_stage=2, share=True):
+    def __init__(self, net, *, levels_per_stage=2, share=True, trees="amaranth"):
         self.net = net
-        self.layers = [StrassenLayer(layer, fmt, levels_per_stage=levels_per_stage, share=share)
-                       for layer, fmt in zip(net.layers, net.layer_inputs())]
+        self.layers = [StrassenLayer(layer, fmt, levels_per_stage=levels_per_stage, share=share,
+                                     trees=trees, module_prefix=f"{net.name}_layer{index}")
+                       for index, (layer, fmt) in enumerate(zip(net.layers,
+                                                                net.layer_inputs()))]
         self.latency = sum(layer.latency for layer in self.layers)
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(format_shape(net.input), net.n_in))),
@@ -49,3 +55,8 @@ class StrassenNetwork(wiring.Component):
             wiring.connect(m, a.o, b.i)
         wiring.connect(m, self.layers[-1].o, wiring.flipped(self.o))
         return m
+
+    @property
+    def verilog_modules(self):
+        """``(name, text)`` of every tree module written as Verilog text, in order."""
+        return [item for layer in self.layers for item in layer.verilog_modules]

@@ -13,7 +13,7 @@ from strassen_hw.frozen import Format, FrozenLayer, FrozenNetwork, random_networ
 from strassen_hw.hw import generate, generate_verilog
 
 INT8 = Format(8, True)
-MUL = re.compile(r"^\s*assign .* \* .*;$", re.MULTILINE)
+MUL = re.compile(r"\S \* \S")       # a multiplication anywhere (not an attribute "(* ... *)")
 
 
 def _net(a_tilde, n_in=7, n_out=5, seed=0, name="dut"):
@@ -25,20 +25,23 @@ def _net(a_tilde, n_in=7, n_out=5, seed=0, name="dut"):
     return FrozenNetwork(name=name, input=INT8, layers=[layer])
 
 
-def test_exactly_r_multipliers_when_a_is_nontrivial(tmp_path):
+@pytest.mark.parametrize("trees", ["verilog", "amaranth"])
+def test_exactly_r_multipliers_when_a_is_nontrivial(tmp_path, trees):
     a = [3, -5, 7, 100, -127, 99, 13, -3, 5]
     net = _net(a, n_in=12, n_out=9, seed=1)
     assert np.all(net.layers[0].w_b.any(axis=1)) and np.all(net.layers[0].w_c.any(axis=0))
-    report = generate(net, tmp_path)
+    report = generate(net, tmp_path, trees=trees)
     text = (tmp_path / "dut.v").read_text()
     assert report["layers"][0]["multipliers"] == len(a) == report["total"]["multipliers"]
     assert len(MUL.findall(text)) == len(a)          # W_b and W_c add no multiplier
     assert json.loads((tmp_path / "report.json").read_text()) == report
 
 
-def test_trivial_a_folds_to_no_multiplier():
-    text = generate_verilog(_net([1, -1, 2, -4, 64, -128, 0], seed=2))
+@pytest.mark.parametrize("trees", ["verilog", "amaranth"])
+def test_trivial_a_folds_to_no_multiplier(trees):
+    text = generate_verilog(_net([1, -1, 2, -4, 64, -128, 0], seed=2), trees=trees)
     assert MUL.findall(text) == []
+    assert generate_verilog(_net([1, -1, 3], seed=2), trees=trees).count(" * ") == 1
 
 
 def test_multiplier_count_matches_report_on_a_random_network(tmp_path):
