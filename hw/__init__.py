@@ -1,7 +1,7 @@
 """Amaranth generators: frozen network -> ternary adder trees, r multipliers, Verilog."""
 
-from .generate import generate, generate_verilog, report
+from .generate import generate, generate_verilog, plan, report
 from .layer import StrassenLayer
 from .network import StrassenNetwork
 
-__all__ = ["generate", "generate_verilog", "report", "StrassenLayer", "StrassenNetwork"]
+__all__ = ["generate", "generate_verilog", "report", "plan", "StrassenLayer", "StrassenNetwork"]

@@ -4,12 +4,13 @@ import json
 import os
 
 from amaranth.back import verilog
+from tqdm import tqdm
 
 from ..frozen import atomic_write
 from .layer import LayerPlan
 from .network import StrassenNetwork
 
-__all__ = ["generate_verilog", "generate", "report"]
+__all__ = ["generate_verilog", "generate", "report", "plan"]
 
 _TOTALS = ("multipliers", "adders", "adders_unshared", "register_bits", "latency")
 
@@ -23,14 +24,20 @@ def _report(name, plans):
     return {"name": name, "layers": layers, "total": total}
 
 
+def plan(net, *, levels_per_stage=2, share=True, progress=False):
+    """The :class:`LayerPlan` of every layer of ``net`` (adder graphs, folding, schedule)."""
+    layers = list(zip(net.layers, net.layer_inputs()))
+    return [LayerPlan(layer, fmt, levels_per_stage, share)
+            for layer, fmt in tqdm(layers, desc="adder graphs", unit="layer",
+                                   disable=not progress, leave=False)]
+
+
 def report(net, *, levels_per_stage=2, share=True):
     """The cost of ``net`` in hardware, without generating it: per layer and in total
     ``n_in``, ``r``, ``n_out``, ``multipliers`` (after folding trivial ã), ``adders`` (from the
     generator's own graph; ``adders_unshared`` without sharing), ``register_bits``,
     ``latency`` (cycles), ``input`` and ``output`` formats."""
-    plans = [LayerPlan(layer, fmt, levels_per_stage, share)
-             for layer, fmt in zip(net.layers, net.layer_inputs())]
-    return _report(net.name, plans)
+    return _report(net.name, plan(net, levels_per_stage=levels_per_stage, share=share))
 
 
 def _convert(top):
@@ -51,12 +58,15 @@ def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog"):
                                     trees=trees))
 
 
-def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog"):
+def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", progress=False):
     """Write ``out_dir/<name>.v`` and ``out_dir/report.json`` (each atomically); return the
-    report (see :func:`report`)."""
-    top = StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share, trees=trees)
-    text = _convert(top)
-    result = _report(net.name, [layer.plan for layer in top.layers])
+    report (see :func:`report`). ``progress`` shows the steps on stderr."""
+    plans = plan(net, levels_per_stage=levels_per_stage, share=share, progress=progress)
+    top = StrassenNetwork(net, trees=trees, plans=plans)
+    with tqdm(total=1, desc="Verilog", disable=not progress, leave=False) as bar:
+        text = _convert(top)
+        bar.update()
+    result = _report(net.name, plans)
     atomic_write(os.path.join(out_dir, f"{net.name}.v"), text)
     atomic_write(os.path.join(out_dir, "report.json"), json.dumps(result, indent=1) + "\n")
     return result

@@ -161,7 +161,7 @@ def shared_graph(graph, matrix, min_count=2):
 
     def add(counts, depth, i, j, negative):
         for c, d, key in zip(counts.tolist(), depth.tolist(),
-                             (i << 21 | j << 1 | negative).tolist()):
+                             (i << 32 | j << 1 | negative).tolist()):
             buckets[c][d].append(key)
 
     for negative, counts in ((0, pos.T @ pos + neg.T @ neg), (1, pos.T @ neg + neg.T @ pos)):
@@ -176,7 +176,7 @@ def shared_graph(graph, matrix, min_count=2):
             top -= 1
             continue
         key = buckets[top][depth].pop()
-        i, j, sign = key >> 21, key >> 1 & 0xFFFFF, -1 if key & 1 else 1
+        i, j, sign = key >> 32, key >> 1 & 0x7FFFFFFF, -1 if key & 1 else 1
         if sign > 0:
             hits = (plus[i] & plus[j]) | (minus[i] & minus[j])
         else:

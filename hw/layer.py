@@ -2,7 +2,7 @@
 
 ::
 
-    x ─▶ W_b trees ─▶ × ã (r constant multipliers) ─▶ round ─▶ W_c trees ─▶ + bias ─▶ requant ─▶ y
+    x ─▶ W_b trees ─▶ × ã (r constant multipliers) ─▶ round ─▶ W_c trees ─▶ + bias ─▶ requant
 
 The arithmetic is decided by :class:`LayerPlan` (plain Python: adder graphs, folding of trivial
 ã, exact value ranges, pipeline schedule, counts); :class:`StrassenLayer` translates the plan to
@@ -260,6 +260,8 @@ class StrassenLayer(wiring.Component):
         (:mod:`~strassen_hw.hw.tree_verilog`; fast for large layers).
     module_prefix : str
         Prefix of those module names.
+    plan : LayerPlan, optional
+        A plan already made for ``layer`` (then ``levels_per_stage`` and ``share`` are unused).
 
     Attributes
     ----------
@@ -271,10 +273,10 @@ class StrassenLayer(wiring.Component):
     """
 
     def __init__(self, layer, input_format, *, levels_per_stage=2, share=True, trees="amaranth",
-                 module_prefix="layer"):
+                 module_prefix="layer", plan=None):
         if trees not in ("amaranth", "verilog"):
             raise ValueError(f"trees must be 'amaranth' or 'verilog', not {trees!r}")
-        self.plan = LayerPlan(layer, input_format, levels_per_stage, share)
+        self.plan = plan or LayerPlan(layer, input_format, levels_per_stage, share)
         self.latency = self.plan.latency
         self.trees, self.module_prefix = trees, module_prefix
         #: ``(name, text)`` of the tree modules written as Verilog text (``trees="verilog"``)

@@ -23,6 +23,8 @@ class StrassenNetwork(wiring.Component):
         How the adder trees are built (see :class:`StrassenLayer`); ``"verilog"`` tree modules
         are named ``<net.name>_layer<k>_w_b`` / ``_w_c`` and listed in :attr:`verilog_modules`
         after elaboration.
+    plans : list of LayerPlan, optional
+        Plans already made for the layers (see :func:`~strassen_hw.hw.generate.plan`).
 
     Attributes
     ----------
@@ -34,12 +36,14 @@ class StrassenNetwork(wiring.Component):
         Cycles from an accepted input vector to its output vector, without stalls.
     """
 
-    def __init__(self, net, *, levels_per_stage=2, share=True, trees="amaranth"):
+    def __init__(self, net, *, levels_per_stage=2, share=True, trees="amaranth", plans=None):
         self.net = net
+        plans = plans or [None] * len(net.layers)
         self.layers = [StrassenLayer(layer, fmt, levels_per_stage=levels_per_stage, share=share,
-                                     trees=trees, module_prefix=f"{net.name}_layer{index}")
-                       for index, (layer, fmt) in enumerate(zip(net.layers,
-                                                                net.layer_inputs()))]
+                                     trees=trees, module_prefix=f"{net.name}_layer{index}",
+                                     plan=plan)
+                       for index, (layer, fmt, plan) in enumerate(zip(net.layers,
+                                                                      net.layer_inputs(), plans))]
         self.latency = sum(layer.latency for layer in self.layers)
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(format_shape(net.input), net.n_in))),

@@ -72,7 +72,7 @@ def cmd_generate(args):
         return _generate_matmul(args)
     net = load(args.network)
     try:
-        result = generate(net, args.output)
+        result = generate(net, args.output, progress=True)
     except OSError as e:
         raise UserError(f"{args.output}: cannot write the Verilog ({e.strerror or e})")
     total = result["total"]

@@ -13,10 +13,6 @@ def _matrix(rows, cols, seed, density=2 / 3):
     return (rng.random((rows, cols)) < density) * rng.choice([-1, 1], (rows, cols))
 
 
-def _row_values(graph, x):
-    return graph.evaluate(x)
-
-
 @pytest.mark.parametrize("share", [False, True])
 @pytest.mark.parametrize("shape", [(1, 1), (5, 3), (40, 60), (3, 100)])
 def test_graph_computes_the_matrix_product(shape, share):
