@@ -169,13 +169,17 @@ def shared_graph(graph, matrix, min_count=2):
         depth = np.maximum(level[ii], level[jj]) + 1
         keep = depth <= cap
         add(counts[ii, jj][keep], depth[keep], ii[keep], jj[keep], negative)
-    top = rows
+    # Take the best count first, then the lowest depth. A new node's pairs are deeper than the
+    # node and stale entries fall to lower counts, so the list being emptied only shrinks.
+    top, depth = rows, 0
     while top >= min_count:
-        depth = next((d for d, items in enumerate(buckets[top]) if items), None)
-        if depth is None:
-            top -= 1
+        items = buckets[top][depth]
+        if not items:
+            depth += 1
+            if depth > cap:
+                top, depth = top - 1, 0
             continue
-        key = buckets[top][depth].pop()
+        key = items.pop()
         i, j, sign = key >> 32, key >> 1 & 0x7FFFFFFF, -1 if key & 1 else 1
         if sign > 0:
             hits = (plus[i] & plus[j]) | (minus[i] & minus[j])
