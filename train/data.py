@@ -1,0 +1,55 @@
+"""The embedded data set: scikit-learn's 8×8 handwritten digits, with one fixed split.
+
+``load_digits()`` holds 1,797 images of 64 pixels, each an integer 0..16, and labels 0..9. The
+split is ``train_test_split(test_size=0.2, stratify=labels, random_state=0)``: 1,437 training
+and 360 test images (one test image is 0.28 accuracy points). It never depends on the training
+seed, so every model is measured on the same test images.
+
+Models see ``pixels / 16`` (floats in [0, 1]); the hardware sees the integer pixels in
+:data:`INPUT_FORMAT` and the scale 1/16 is folded into the first layer at freeze time.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from strassen_hw.frozen import Format
+
+__all__ = ["INPUT_FORMAT", "INPUT_SCALE", "SPLIT_SEED", "TEST_SIZE", "Digits", "load"]
+
+#: Pixels are integers 0..16: 5 unsigned bits.
+INPUT_FORMAT = Format(5, signed=False)
+#: Real value of one integer pixel step in the models' input.
+INPUT_SCALE = 1 / 16
+#: ``random_state`` and ``test_size`` of the fixed split.
+SPLIT_SEED = 0
+TEST_SIZE = 0.2
+
+
+@dataclass(frozen=True)
+class Digits:
+    """The fixed split. ``x_*`` are int64 pixels (N, 64), ``y_*`` int64 labels (N,)."""
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def n_features(self):
+        return self.x_train.shape[1]
+
+    @property
+    def n_classes(self):
+        return 10
+
+
+def load():
+    """Load the digits and return the fixed :class:`Digits` split (no download needed)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    digits = load_digits()
+    x = digits.data.astype(np.int64)
+    y = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=TEST_SIZE, stratify=y, random_state=SPLIT_SEED)
+    return Digits(x_train, y_train, x_test, y_test)

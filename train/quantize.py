@@ -1,0 +1,71 @@
+"""Ternary weight quantization (TWN, Li & Liu 2016) with a straight-through gradient.
+
+Forward: ``W ≈ α·T`` with ``T_ij = +1 if W_ij > Δ, -1 if W_ij < -Δ, else 0``,
+``Δ = 0.7·mean|W|`` and ``α = mean |W_ij|`` over the entries with ``T_ij ≠ 0``.
+Backward: the quantizer is treated as the identity, so the gradient reaches the full-precision
+shadow ``W`` unchanged.
+"""
+
+import torch
+from torch import nn
+
+__all__ = ["DELTA_RATIO", "ternarize", "ternary_ste", "TernaryQuantizer"]
+
+#: Δ = DELTA_RATIO · mean|W| (the TWN threshold).
+DELTA_RATIO = 0.7
+
+
+def ternarize(weight):
+    """TWN ternarization of ``weight`` (no gradient).
+
+    Returns
+    -------
+    ternary : Tensor, same shape, values exactly in {-1., 0., 1.}
+    alpha : scalar Tensor, mean |W| over the kept entries (0 when none is kept)
+    delta : scalar Tensor, the threshold Δ
+    """
+    with torch.no_grad():
+        magnitude = weight.abs()
+        delta = DELTA_RATIO * magnitude.mean()
+        keep = magnitude > delta
+        ternary = torch.sign(weight) * keep
+        count = keep.sum()
+        alpha = torch.where(count > 0, (magnitude * keep).sum() / count.clamp(min=1),
+                            torch.zeros_like(delta))
+    return ternary, alpha, delta
+
+
+class _TernarySTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weight):
+        ternary, alpha, _ = ternarize(weight)
+        return alpha * ternary
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def ternary_ste(weight):
+    """``α·T`` of :func:`ternarize` in the forward pass, identity gradient in the backward pass."""
+    return _TernarySTE.apply(weight)
+
+
+class TernaryQuantizer(nn.Module):
+    """A switchable TWN quantizer for one weight matrix.
+
+    ``enabled = False`` passes the weight through (full-precision phase); ``enabled = True``
+    returns ``α·T`` with a straight-through gradient. Freezing the ternary values is done by
+    the owner: it stops the shadow's gradient (see :func:`strassen_hw.train.set_phase`), so
+    ``T`` and ``α``, computed from a shadow that no longer changes, stay fixed.
+    """
+
+    def __init__(self, enabled=False):
+        super().__init__()
+        self.enabled = bool(enabled)
+
+    def forward(self, weight):
+        return ternary_ste(weight) if self.enabled else weight
+
+    def extra_repr(self):
+        return f"enabled={self.enabled}"
