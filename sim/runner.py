@@ -1,0 +1,231 @@
+"""Run a network's Verilog under Verilator with the cocotb testbench, and check it.
+
+:func:`simulate` returns the hardware's outputs; :func:`check` also compares every one of them
+with :func:`strassen_hw.reference.forward` (exact equality) and names the first mismatch.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from strassen_hw.reference import check_inputs, forward
+
+from .build import build
+from .payload import pack, unpack
+
+__all__ = ["SimulationError", "Mismatch", "SimResult", "run", "simulate", "check",
+           "test_vectors"]
+
+#: Stall settings of the testbench: ``stalls=True`` stalls each stream on this fraction of
+#: clock cycles, in bursts of this mean length.
+DEFAULT_STALLS = 0.2
+STALL_BURST = 3
+_TB_MODULE = "strassen_hw.sim.tb_network"
+
+
+class SimulationError(RuntimeError):
+    """The simulation could not run to the end (the message is one line)."""
+
+
+class Mismatch(AssertionError):
+    """The hardware's outputs differ from the reference. ``vector`` and ``output`` index the
+    first differing value; ``result`` holds the whole :class:`SimResult`."""
+
+    def __init__(self, message, vector, output, result):
+        super().__init__(message)
+        self.vector, self.output, self.result = vector, output, result
+
+
+@dataclass
+class SimResult:
+    """What one simulation run produced.
+
+    Attributes
+    ----------
+    outputs : ndarray of int64, shape (N, n_out)
+        The hardware's outputs, in input order.
+    cycles : int
+        Clock cycles from the end of reset until the last output.
+    loop_seconds : float
+        Wall time of the testbench's clock loop.
+    sim_seconds : float
+        Wall time of the whole simulator process (start-up and loading included).
+    build_seconds : float
+        Verilator compile time; 0.0 when the build came from the cache.
+    build_dir : Path
+        The (cached) Verilator build.
+    waves : Path or None
+        The FST trace, when one was asked for.
+    """
+    outputs: np.ndarray
+    cycles: int
+    loop_seconds: float
+    sim_seconds: float
+    build_seconds: float
+    build_dir: Path
+    waves: Path = None
+
+    @property
+    def vectors_per_second(self):
+        """Vectors through the design per second of simulation (loop time)."""
+        return len(self.outputs) / max(self.loop_seconds, 1e-9)
+
+
+def _stall_fraction(stalls):
+    if stalls is True:
+        return DEFAULT_STALLS
+    if stalls is False or stalls is None:
+        return 0.0
+    fraction = float(stalls)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"stalls must be a bool or a fraction in [0, 1), not {stalls!r}")
+    return fraction
+
+
+def _log_tail(path, lines=5):
+    try:
+        text = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no simulator log"
+    return " | ".join(line.strip() for line in text[-lines:])
+
+
+def run(net, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilog=None,
+        progress=False):
+    """Simulate ``net`` on integer ``inputs`` (N, n_in) and return a :class:`SimResult`.
+
+    Parameters
+    ----------
+    net : FrozenNetwork
+    inputs : array_like of int, shape (N, n_in)
+        Values in the network's input format.
+    seed : int
+        Seed of the random stall patterns.
+    stalls : bool or float
+        Random input stalls and output back-pressure: ``True`` for the default fraction of
+        stalled cycles on each stream, ``False`` for none, or a fraction in [0, 1).
+    waves : bool or path-like
+        Record an FST trace: ``True`` writes ``<net.name>.fst`` in the current directory,
+        a path writes there.
+    build_dir : path-like, optional
+        Build cache directory (default: ``~/.cache/strassen-hw/verilator``).
+    verilog : str, optional
+        Verilog to simulate instead of ``strassen_hw.hw.generate_verilog(net)``; its top-level
+        module must be ``net.name`` with the stream ports of the hardware contract.
+    progress : bool
+        Show progress while compiling.
+
+    Raises
+    ------
+    FrozenError
+        The inputs do not fit the network.
+    ToolError, BuildError, SimulationError
+        Verilator is missing, the build failed, or the simulation did not finish.
+    """
+    x = check_inputs(net, inputs)
+    fraction = _stall_fraction(stalls)
+    if verilog is None:
+        from strassen_hw.hw import generate_verilog
+        verilog = generate_verilog(net)
+    bdir, build_seconds = build(verilog, net.name, waves=bool(waves), cache=build_dir,
+                                progress=progress)
+    run_dir = Path(tempfile.mkdtemp(prefix="strassen-hw-sim-"))
+    try:
+        packed = pack(x, net.input.width)
+        (run_dir / "inputs.bin").write_bytes(packed.tobytes())
+        out_bytes = (net.n_out * net.output.width + 7) // 8
+        config = {"seed": int(seed), "stall_fraction": fraction, "stall_burst": STALL_BURST,
+                  "in_bytes": packed.shape[1], "out_bytes": out_bytes,
+                  "idle_limit": 10_000, "drain_cycles": 16}
+        (run_dir / "config.json").write_text(json.dumps(config))
+        from cocotb_tools.runner import get_runner
+        runner = get_runner("verilator")
+        start = time.perf_counter()
+        try:
+            runner.test(test_module=_TB_MODULE, hdl_toplevel=net.name, build_dir=bdir,
+                        hdl_toplevel_lang="verilog",
+                        test_dir=run_dir, results_xml=str(run_dir / "results.xml"),
+                        extra_env={"STRASSEN_HW_SIM_DIR": str(run_dir)},
+                        waves=bool(waves), log_file=run_dir / "sim.log")
+        except (RuntimeError, SystemExit):
+            pass  # judged by status.json below
+        sim_seconds = time.perf_counter() - start
+        status_path = run_dir / "status.json"
+        if not status_path.is_file():
+            keep = Path(tempfile.mkdtemp(prefix="strassen-hw-failed-sim-"))
+            shutil.copy(run_dir / "sim.log", keep / "sim.log")
+            raise SimulationError(f"the simulator stopped before the testbench finished: "
+                                  f"{_log_tail(run_dir / 'sim.log')} (log: {keep / 'sim.log'})")
+        status = json.loads(status_path.read_text())
+        if status["error"]:
+            raise SimulationError(status["error"])
+        rows = np.frombuffer((run_dir / "outputs.bin").read_bytes(), dtype=np.uint8)
+        rows = rows.reshape(-1, out_bytes)
+        outputs = unpack(rows, net.n_out, net.output.width, net.output.signed)
+        trace = None
+        if waves:
+            trace = Path(f"{net.name}.fst" if waves is True else waves).resolve()
+            shutil.move(run_dir / "dump.fst", trace)
+        return SimResult(outputs=outputs, cycles=status["cycles"],
+                         loop_seconds=status["loop_seconds"], sim_seconds=sim_seconds,
+                         build_seconds=build_seconds, build_dir=bdir, waves=trace)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def simulate(net, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilog=None):
+    """The hardware's outputs for ``inputs``: int64 array (N, n_out), in order.
+    See :func:`run` for the parameters."""
+    return run(net, inputs, seed=seed, stalls=stalls, waves=waves, build_dir=build_dir,
+               verilog=verilog).outputs
+
+
+def compare(net, inputs, outputs):
+    """Raise :class:`Mismatch`-style details: return ``None`` when ``outputs`` equal the
+    reference on ``inputs`` exactly, else ``(vector, output, hardware, reference, count)``."""
+    expected = forward(net, inputs)
+    outputs = np.asarray(outputs)
+    if outputs.shape != expected.shape:
+        return (None, None, outputs.shape, expected.shape, len(expected))
+    differ = outputs != expected
+    if not differ.any():
+        return None
+    i, j = np.argwhere(differ)[0]
+    return (int(i), int(j), int(outputs[i, j]), int(expected[i, j]),
+            int(differ.any(axis=1).sum()))
+
+
+def check(net, inputs, **kwargs):
+    """Simulate ``net`` on ``inputs`` (see :func:`run`) and compare every output with the
+    reference, exactly. Returns the :class:`SimResult`; raises :class:`Mismatch` naming the
+    first differing vector and output."""
+    x = check_inputs(net, inputs)
+    result = run(net, x, **kwargs)
+    found = compare(net, x, result.outputs)
+    if found is not None:
+        i, j, hw, ref, count = found
+        raise Mismatch(f"mismatch at vector {i}, output {j}: the hardware gave {hw}, the "
+                       f"reference says {ref} ({count} of {len(x)} vectors differ)",
+                       i, j, result)
+    return result
+
+
+def test_vectors(net, count, seed=0):
+    """Input vectors that exercise the extremes of the input range, then ``count`` random ones:
+    all minimum, all maximum, alternating minimum/maximum (both phases)."""
+    lo, hi = net.input.min, net.input.max
+    alternate = np.where(np.arange(net.n_in) % 2 == 0, lo, hi)
+    extremes = np.stack([np.full(net.n_in, lo), np.full(net.n_in, hi),
+                         alternate, lo + hi - alternate])
+    rng = np.random.default_rng(seed)
+    random = rng.integers(lo, hi + 1, (count, net.n_in), dtype=np.int64)
+    return np.concatenate([extremes.astype(np.int64), random])
+
+
+test_vectors.__test__ = False  # not a pytest test, despite the name
