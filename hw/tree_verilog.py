@@ -6,7 +6,8 @@ adders × width²: a 256→256→256 layer takes minutes. The adder trees are th
 and have a trivially simple structure, so :func:`tree_verilog` prints them directly (a few
 seconds), as a module that :class:`~strassen_hw.hw.layer.StrassenLayer` instantiates. The
 module computes exactly what the Amaranth translation of the same graph and schedule computes:
-same nodes, same widths, same registers; tests check the two against each other.
+same nodes, same widths, same registers; tests/test_hw_verilog.py runs both under Verilator
+against the reference.
 
 Verilog sizing: every operand is made signed (an unsigned node gets a zero bit on top), so
 each sum is computed sign-extended to the width of the widest operand or of the result, and

@@ -71,8 +71,11 @@ def cmd_generate(args):
     if is_algorithm_file(args.network):
         return _generate_matmul(args)
     net = load(args.network)
+    if args.levels_per_stage < 1:
+        raise UserError(f"--levels-per-stage {args.levels_per_stage}: must be at least 1")
     try:
-        result = generate(net, args.output, progress=True)
+        result = generate(net, args.output, levels_per_stage=args.levels_per_stage,
+                          share=not args.no_share, progress=True)
     except OSError as e:
         raise UserError(f"{args.output}: cannot write the Verilog ({e.strerror or e})")
     total = result["total"]
@@ -110,23 +113,56 @@ def _generate_matmul(args):
           f"output {rep['output']['width']} bits, latency {rep['latency']} cycles")
 
 
+def _simulate_network(args):
+    """``simulate`` for a frozen network: extremes, random and user vectors, every output
+    checked against the reference."""
+    from .frozen import load
+    from .reference import check_inputs
+    from .sim import BuildError, Mismatch, SimulationError, ToolError, check, test_vectors
+    net = load(args.design)
+    x = test_vectors(net, args.vectors, seed=args.seed)
+    extremes = len(x) - args.vectors
+    extra = ""
+    if args.inputs:
+        given = check_inputs(net, _load_npy(args.inputs, "inputs"))
+        x = np.concatenate([x, given])
+        extra = f", {len(given)} from {args.inputs}"
+    waves = f"{net.name}.vcd" if args.waves else False
+    print(f"generating the Verilog of {net.name} ...", file=sys.stderr, flush=True)
+    try:
+        result = check(net, x, seed=args.seed, stalls=not args.no_stalls, waves=waves,
+                       progress=True)
+    except Mismatch as e:
+        if args.outputs:
+            _save_npy(args.outputs, e.result.outputs)
+        print(f"FAIL {net.name}: {e}")
+        return 1
+    except (ToolError, BuildError, SimulationError) as e:
+        raise UserError(str(e))
+    if args.outputs:
+        _save_npy(args.outputs, result.outputs)
+    print(f"PASS {net.name}: all {len(x)} vectors ({extremes} extreme, {args.vectors} "
+          f"random{extra}) "
+          f"equal the reference, bit for bit")
+    built = (f"built in {result.build_seconds:.1f} s" if result.build_seconds
+             else "build cached")
+    print(f"{len(x)} vectors checked, {result.vectors_per_second:,.0f} vectors/s "
+          f"({result.cycles} cycles in {result.loop_seconds:.2f} s; simulator "
+          f"{result.sim_seconds:.1f} s in all, {built})")
+    if args.outputs:
+        print(f"wrote the hardware's outputs to {args.outputs}")
+    if result.waves:
+        print(f"waves: {result.waves}")
+    return 0
+
+
 def cmd_simulate(args):
     from .matmul import is_algorithm_file
-    if args.count < 0:
-        raise UserError(f"--count {args.count}: must be >= 0")
+    if args.vectors < 0:
+        raise UserError(f"--vectors {args.vectors}: must be >= 0")
     if not is_algorithm_file(args.design):
-        from .frozen import load
-        from .sim import Mismatch, check, test_vectors
-        net = load(args.design)
-        x = test_vectors(net, args.count, seed=args.seed)
-        try:
-            result = check(net, x, seed=args.seed, stalls=not args.no_stalls, progress=True)
-        except Mismatch as e:
-            print(f"FAIL {net.name}: {e}")
-            return 1
-        print(f"PASS {net.name}: all {len(x)} vectors (4 extreme, {args.count} random) equal "
-              f"the reference, bit for bit; {result.cycles} cycles")
-        return 0
+        return _simulate_network(args)
+    args.count = args.vectors
     from .matmul import load_algorithm
     from .sim import Mismatch
     from .sim.bilinear import check_bilinear, matmul_vectors
@@ -197,6 +233,128 @@ def cmd_discover(args):
     return 0
 
 
+def _int_list(text):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers")
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: every value must be >= 0")
+    return tuple(values)
+
+
+def _train_config(args):
+    from .train.fit import TrainConfig
+    if len(args.r) != 2 or min(args.r) < 1:
+        raise UserError(f"--r {','.join(map(str, args.r))}: give two positive values, r of "
+                        "the hidden layer and r of the output layer")
+    if len(args.epochs) != 3:
+        raise UserError(f"--epochs {','.join(map(str, args.epochs))}: give three values "
+                        "(full precision, quantized, ternary fixed)")
+    if args.hidden < 1 or args.batch_size < 1 or args.lr <= 0:
+        raise UserError("--hidden, --batch-size and --lr must be positive")
+    return TrainConfig(hidden=args.hidden, r=args.r, seed=args.seed,
+                       teacher_epochs=args.teacher_epochs, phase_epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       distill=not args.no_distill)
+
+
+def cmd_train(args):
+    from .demo import dense_counts
+    from .train import data as digits
+    from .train.distributed import setup, teardown
+    from .train.fit import save_checkpoint, train
+    config = _train_config(args)
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available; use --device cpu")
+    context = setup(None if args.device == "auto" else args.device)
+    try:
+        if context.main:
+            print(f"training on {context.device}"
+                  + (f" in {context.world_size} processes" if context.distributed else "")
+                  + f": teacher 64-{config.hidden}-10, Strassen r = "
+                  + ",".join(map(str, config.r)) + f", seed {config.seed}")
+        try:
+            result = train(config, digits.load(), context=context, log=print)
+        except ValueError as e:
+            raise UserError(str(e))
+        if context.main:
+            try:
+                save_checkpoint(args.output, result)
+            except OSError as e:
+                raise UserError(f"{args.output}: cannot write the checkpoint "
+                                f"({e.strerror or e})")
+            last = {row["stage"]: row for row in result.history}
+            dense, _ = dense_counts([(64, config.hidden), (config.hidden, 10)])
+            mults = sum(config.r)
+            print(f"wrote {args.output}: teacher test accuracy "
+                  f"{100 * last['teacher']['test_accuracy']:.2f}%, Strassen "
+                  f"{100 * last['ternary_fixed']['test_accuracy']:.2f}% with {mults} "
+                  f"multiplications per inference ({100 * mults / dense:.2f}% of the dense "
+                  f"{dense:,})")
+    finally:
+        teardown(context)
+
+
+def cmd_freeze(args):
+    import numpy as np
+
+    from .frozen import save
+    from .reference import forward
+    from .train import data as digits
+    from .train.fit import load_checkpoint
+    from .train.freeze import float_logits, freeze
+    try:
+        result = load_checkpoint(args.checkpoint)
+    except ValueError as e:
+        raise UserError(str(e))
+    if args.a_width is not None and not 2 <= args.a_width <= 32:
+        raise UserError(f"--a-width {args.a_width}: must be 2..32")
+    if not 1 <= args.act_width <= 32:
+        raise UserError(f"--act-width {args.act_width}: must be 1..32")
+    data = digits.load()
+    net, report = freeze(result.student, data.x_train, name=args.name, a_width=args.a_width,
+                         act_width=args.act_width, guard_bits=args.guard_bits)
+    save(net, args.output)
+    float_pred = float_logits(result.student, data.x_test).argmax(1)
+    frozen_pred = forward(net, data.x_test).argmax(1)
+    float_acc = float(np.mean(float_pred == data.y_test))
+    frozen_acc = float(np.mean(frozen_pred == data.y_test))
+    for item in report.candidates:
+        print(f"  ã in {item['a_width']:2} bits: {100 * item['agreement']:6.2f}% of the "
+              f"training predictions kept, logit error {100 * item['logit_error']:.2f}%")
+    print(f"wrote {args.output}: ã in {report.a_width} signed bits, hidden activations in "
+          f"{args.act_width} unsigned bits, logits in {net.output.width} signed bits; test "
+          f"accuracy {100 * float_acc:.2f}% (float) -> {100 * frozen_acc:.2f}% (frozen), "
+          f"quantization loss {100 * (float_acc - frozen_acc):.2f} points, "
+          f"{int(np.sum(float_pred != frozen_pred))} of {len(frozen_pred)} predictions changed")
+
+
+def cmd_demo(args):
+    from .demo import DemoError, format_table, rows_to_json, run_demo
+    from .frozen import atomic_write
+    import time
+    start = time.perf_counter()
+    try:
+        rows = run_demo(quick=args.quick, seed=args.seed, out_dir=args.out,
+                        cache_dir=args.cache_dir)
+    except DemoError as e:
+        print(f"strassen-hw: error: {e}", file=sys.stderr)
+        return 1
+    print()
+    print(format_table(rows))
+    print(f"\n(all rows: the fixed test split; demo took {time.perf_counter() - start:.0f} s)")
+    if args.json:
+        try:
+            atomic_write(args.json, rows_to_json(rows))
+        except OSError as e:
+            raise UserError(f"{args.json}: cannot write the table ({e.strerror or e})")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="strassen-hw",
@@ -227,14 +385,24 @@ def build_parser():
     p.add_argument("--operand-width", type=int, default=8, metavar="W",
                    help="solution files: signed bits of each entry of A and B (default 8)")
     p.add_argument("--name", help="solution files: Verilog module name (default matmul)")
+    p.add_argument("--levels-per-stage", type=int, default=2, metavar="K",
+                   help="networks: adder levels between pipeline registers (default 2)")
+    p.add_argument("--no-share", action="store_true",
+                   help="networks: no sharing of common sub-sums between rows")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("simulate", help="simulate the Verilog in Verilator and check every "
                                         "output (a network, or a discovered solution)")
     p.add_argument("design", metavar="NET_OR_SOLUTION",
                    help="a frozen network, or a solution file from 'discover'")
-    p.add_argument("--count", type=int, default=1000, help="random vectors (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vectors", "--count", dest="vectors", type=int, default=10000,
+                   metavar="N", help="random vectors, after the extremes (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="random vectors and stalls (default 0)")
+    p.add_argument("--inputs", metavar="X.npy", help="networks: also check these inputs (N, n_in)")
+    p.add_argument("--outputs", metavar="Y.npy",
+                   help="networks: write the hardware's outputs, in input order")
+    p.add_argument("--waves", action="store_true",
+                   help="networks: write a VCD trace <name>.vcd and print its path")
     p.add_argument("--no-stalls", action="store_true", help="no random stalls/back-pressure")
     p.add_argument("--operand-width", type=int, default=8, metavar="W",
                    help="solution files: signed bits of each entry of A and B (default 8)")
@@ -257,6 +425,51 @@ def build_parser():
     p.add_argument("-o", "--output", metavar="SOLUTION",
                    help="solution file (default matmul-<n>x<n>-r<r>.json)")
     p.set_defaults(func=cmd_discover)
+
+    p = sub.add_parser("train", help="train a float teacher and a Strassen model on the digits "
+                                     "(runs under torchrun too)")
+    p.add_argument("--hidden", type=int, default=128, help="hidden width (default 128)")
+    p.add_argument("--r", type=_int_list, default=(48, 30), metavar="R1,R2",
+                   help="products of the hidden and the output layer (default 48,30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--teacher-epochs", type=int, default=60, metavar="N")
+    p.add_argument("--epochs", type=_int_list, default=(60, 60, 30), metavar="E1,E2,E3",
+                   help="epochs of the phases full precision, quantized, ternary fixed "
+                        "(default 60,60,30)")
+    p.add_argument("--batch-size", type=int, default=64, help="global batch (default 64)")
+    p.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (default 3e-3)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--no-distill", action="store_true",
+                   help="train the Strassen model on the labels alone")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="default: CUDA when present, else CPU")
+    p.add_argument("-o", "--output", required=True, metavar="CHECKPOINT.pt")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("freeze", help="turn a trained checkpoint into a frozen integer network")
+    p.add_argument("checkpoint", metavar="CHECKPOINT.pt")
+    p.add_argument("-o", "--output", required=True, metavar="NET")
+    p.add_argument("--name", default="digits", help="network (and Verilog module) name")
+    p.add_argument("--a-width", type=int, default=None,
+                   help="signed bits of ã (default: the smallest that keeps the predictions)")
+    p.add_argument("--act-width", type=int, default=8,
+                   help="unsigned bits of hidden activations (default 8)")
+    p.add_argument("--guard-bits", type=int, default=4,
+                   help="product bits kept below each layer's output step (default 4)")
+    p.set_defaults(func=cmd_freeze)
+
+    p = sub.add_parser("demo", help="train, freeze, generate and simulate the digits network; "
+                                    "print accuracy and operation counts")
+    p.add_argument("--quick", action="store_true", help="a small network, few epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="PATH",
+                   help="also write the table as JSON rows (model, accuracy, multiplications, "
+                        "additions)")
+    p.add_argument("--out", default="runs/demo", metavar="DIR",
+                   help="frozen network, Verilog and report (default runs/demo)")
+    p.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="trained checkpoints (default ~/.cache/strassen-hw/checkpoints)")
+    p.set_defaults(func=cmd_demo)
 
     return parser
 

@@ -121,6 +121,21 @@ def test_cli_generate_bad_network(tmp_path, content):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_generate_options(tmp_path):
+    net_path = tmp_path / "n.json"
+    save(random_network([(12, 10, 6)], seed=8), net_path)
+    shared = _cli("generate", net_path, "-o", tmp_path / "a")
+    plain = _cli("generate", net_path, "-o", tmp_path / "b", "--no-share",
+                 "--levels-per-stage", "1")
+    assert shared.returncode == plain.returncode == 0
+    a = json.loads((tmp_path / "a" / "report.json").read_text())["total"]
+    b = json.loads((tmp_path / "b" / "report.json").read_text())["total"]
+    assert b["adders"] == b["adders_unshared"] == a["adders_unshared"] > a["adders"]
+    assert b["latency"] > a["latency"]
+    bad = _cli("generate", net_path, "-o", tmp_path / "c", "--levels-per-stage", "0")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "at least 1" in bad.stderr
+
+
 def test_cli_generate_missing_file(tmp_path):
     out = _cli("generate", tmp_path / "nope.json", "-o", tmp_path / "out")
     assert out.returncode == 2 and "no such file" in out.stderr
