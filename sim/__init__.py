@@ -11,7 +11,7 @@ Python, where importing numpy (which the runner needs) would cost about a second
 
 import importlib
 
-__all__ = ["simulate", "check", "run", "test_vectors", "SimResult", "Mismatch",
+__all__ = ["simulate", "check", "run", "test_vectors", "extreme_vectors", "SimResult", "Mismatch",
            "SimulationError", "BuildError", "ToolError"]
 
 _HOME = {"BuildError": ".build", "ToolError": ".tools"}

@@ -155,7 +155,7 @@ def build(verilog, top, *, waves=False, cache=None, progress=False):
     top : str
         Top-level module name.
     waves : bool
-        Build with FST tracing (a separate, slower build).
+        Build with VCD tracing (a separate, slower build).
     cache : path-like, optional
         Cache directory; default :func:`cache_dir`.
     progress : bool
@@ -176,7 +176,8 @@ def build(verilog, top, *, waves=False, cache=None, progress=False):
     from cocotb_tools.runner import get_runner
     runner = get_runner("verilator")
     start = time.perf_counter()
-    args = list(_VERILATOR_ARGS) + (["--trace-fst", "--trace-structs"] if waves else [])
+    # VCD rather than FST: Verilator's FST writer needs the lz4 headers, often not installed.
+    args = list(_VERILATOR_ARGS)
     try:
         with _make_environment(cache), \
                 _ticker(f"building {top} with Verilator (once per design)", progress):

@@ -20,7 +20,7 @@ from .build import build
 from .payload import pack, unpack
 
 __all__ = ["SimulationError", "Mismatch", "SimResult", "run", "simulate", "check",
-           "test_vectors"]
+           "extreme_vectors", "test_vectors"]
 
 #: Stall settings of the testbench: ``stalls=True`` stalls each stream on this fraction of
 #: clock cycles, in bursts of this mean length.
@@ -61,7 +61,7 @@ class SimResult:
     build_dir : Path
         The (cached) Verilator build.
     waves : Path or None
-        The FST trace, when one was asked for.
+        The VCD trace, when one was asked for.
     """
     outputs: np.ndarray
     cycles: int
@@ -111,8 +111,8 @@ def run(net, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilo
         Random input stalls and output back-pressure: ``True`` for the default fraction of
         stalled cycles on each stream, ``False`` for none, or a fraction in [0, 1).
     waves : bool or path-like
-        Record an FST trace: ``True`` writes ``<net.name>.fst`` in the current directory,
-        a path writes there.
+        Record a VCD trace of every signal: ``True`` writes ``<net.name>.vcd`` in the current
+        directory, a path writes there.
     build_dir : path-like, optional
         Build cache directory (default: ``~/.cache/strassen-hw/verilator``).
     verilog : str, optional
@@ -170,8 +170,8 @@ def run(net, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilo
         outputs = unpack(rows, net.n_out, net.output.width, net.output.signed)
         trace = None
         if waves:
-            trace = Path(f"{net.name}.fst" if waves is True else waves).resolve()
-            shutil.move(run_dir / "dump.fst", trace)
+            trace = Path(f"{net.name}.vcd" if waves is True else waves).resolve()
+            shutil.move(run_dir / "dump.vcd", trace)
         return SimResult(outputs=outputs, cycles=status["cycles"],
                          loop_seconds=status["loop_seconds"], sim_seconds=sim_seconds,
                          build_seconds=build_seconds, build_dir=bdir, waves=trace)
@@ -216,16 +216,24 @@ def check(net, inputs, **kwargs):
     return result
 
 
-def test_vectors(net, count, seed=0):
-    """Input vectors that exercise the extremes of the input range, then ``count`` random ones:
-    all minimum, all maximum, alternating minimum/maximum (both phases)."""
+def extreme_vectors(net):
+    """Inputs at the edges of the input range: all minimum, all maximum, alternating
+    minimum/maximum (both phases), then for each row of the first layer's ``W_b`` the two inputs
+    that drive that row's sum to its largest and its smallest value."""
     lo, hi = net.input.min, net.input.max
     alternate = np.where(np.arange(net.n_in) % 2 == 0, lo, hi)
-    extremes = np.stack([np.full(net.n_in, lo), np.full(net.n_in, hi),
-                         alternate, lo + hi - alternate])
+    rows = [np.full(net.n_in, lo), np.full(net.n_in, hi), alternate, lo + hi - alternate]
+    for row in net.layers[0].w_b if getattr(net, "layers", ()) else ():
+        rows += [np.where(row > 0, hi, lo), np.where(row > 0, lo, hi)]
+    return np.stack(rows).astype(np.int64)
+
+
+def test_vectors(net, count, seed=0):
+    """:func:`extreme_vectors`, then ``count`` random vectors uniform over the input range."""
+    lo, hi = net.input.min, net.input.max
     rng = np.random.default_rng(seed)
     random = rng.integers(lo, hi + 1, (count, net.n_in), dtype=np.int64)
-    return np.concatenate([extremes.astype(np.int64), random])
+    return np.concatenate([extreme_vectors(net), random])
 
 
 test_vectors.__test__ = False  # not a pytest test, despite the name
