@@ -146,8 +146,8 @@ class BilinearPlan:
         self.graph_c = ternary_graph(w_c, [p["lo"] for p in self.products],
                                      [p["hi"] for p in self.products], share=share)
         self._exact_ranges()
-        self.output = _bilinear_range(np.ones((1, 1), dtype=np.int64), lo, hi)
-        self.output = (self.output[0] * algorithm.n, self.output[1] * algorithm.n)
+        scalar = [x * y for x in (lo, hi) for y in (lo, hi)]   # C[p,q] sums n such products
+        self.output = (algorithm.n * min(scalar), algorithm.n * max(scalar))
         k = levels_per_stage
         self.latency = -(-self.graph_ab.depth // k) + 1 + -(-self.graph_c.depth // k) + 1
 
