@@ -139,8 +139,9 @@ class NetworkTestbench:
                 idle += 1
                 if idle >= idle_limit:
                     self.error = (f"no transfer on either stream for {idle_limit} cycles: the "
-                                  f"design took {driver.sent} and gave {len(words)} of {n} "
-                                  "vectors, then stopped")
+                                  f"design accepted {driver.sent} of {n} vectors and gave "
+                                  f"{len(words)} outputs, then stopped (lost data or a stuck "
+                                  "handshake)")
                     return
         # Drain: a design that duplicates data would keep producing outputs.
         monitor.stalls = [False]
