@@ -164,7 +164,7 @@ def cmd_simulate(args):
         return _simulate_network(args)
     args.count = args.vectors
     from .matmul import load_algorithm
-    from .sim import Mismatch
+    from .sim import BuildError, Mismatch, SimulationError, ToolError
     from .sim.bilinear import check_bilinear, matmul_vectors
     algorithm, operand = load_algorithm(args.design), _operand(args)
     if not algorithm.is_exact():
@@ -177,6 +177,8 @@ def cmd_simulate(args):
     except Mismatch as e:
         print(f"FAIL: {e}")
         return 1
+    except (ToolError, BuildError, SimulationError) as e:
+        raise UserError(str(e))
     n = algorithm.n
     print(f"PASS: all {len(a)} pairs ({len(a) - args.count} extreme, {args.count} random) of "
           f"{n}x{n} int{operand.width} matrices give exactly A @ B with {rep['multipliers']} "
@@ -210,6 +212,8 @@ def cmd_discover(args):
     result = discover(args.size, args.rank, args.restarts, seed=args.seed, recipe=args.recipe,
                       progress=True, **overrides)
     n, first = args.size, result.first
+    if first is not None and args.pick == "fewest-adders":
+        first, adders = _fewest_adders(result.solutions)
     print(f"{result.restarts} restart(s) of {n}x{n}, r={args.rank}, recipe '{args.recipe}' "
           f"on {result.device}: {int(result.exact.sum())} exact ({100 * result.rate:.1f}%), "
           f"{result.distinct()} distinct, {result.seconds:.1f} s")
@@ -219,18 +223,33 @@ def cmd_discover(args):
                    restarts=result.restarts, exact=int(result.exact.sum()), rate=result.rate,
                    distinct=result.distinct(), seconds=round(result.seconds, 3),
                    first_seconds=None if first is None else round(result.first_seconds, 3),
-                   device=result.device)
+                   device=result.device, pick=args.pick)
         atomic_write(args.json, json.dumps(doc) + "\n")
     if first is None:
         print("no exact algorithm found: try more --restarts or another --seed")
         return 1
     output = args.output or f"matmul-{n}x{n}-r{args.rank}.json"
     save_algorithm(first, output)
-    print(f"first exact algorithm after {result.first_seconds:.1f} s ({first.r} products; "
-          f"tensor identity checked in integers), saved to {output}:")
+    which = (f"first exact algorithm after {result.first_seconds:.1f} s"
+             if args.pick == "first" else f"exact algorithm with the fewest adders ({adders})")
+    print(f"{which} ({first.r} products; tensor identity checked in integers), saved to "
+          f"{output}:")
     for name, w in (("W_a", first.w_a), ("W_b", first.w_b), ("W_c", first.w_c)):
         print(_format_matrix(name, w))
     return 0
+
+
+def _fewest_adders(solutions):
+    """The solution whose multiplier needs the fewest adders (first found on ties), and that
+    number of adders."""
+    from .frozen import Format
+    from .hw.bilinear import BilinearPlan
+    best, fewest = None, None
+    for solution in solutions:
+        adders = BilinearPlan(solution, Format(8, True)).report()["adders"]
+        if fewest is None or adders < fewest:
+            best, fewest = solution, adders
+    return best, fewest
 
 
 def _int_list(text):
@@ -424,6 +443,9 @@ def build_parser():
                    help="write the first solution (W_a, W_b, W_c) and the run's figures as JSON")
     p.add_argument("-o", "--output", metavar="SOLUTION",
                    help="solution file (default matmul-<n>x<n>-r<r>.json)")
+    p.add_argument("--pick", choices=("first", "fewest-adders"), default="first",
+                   help="which exact solution to print and save: the first found (default), "
+                        "or the one whose hardware needs the fewest adders")
     p.set_defaults(func=cmd_discover)
 
     p = sub.add_parser("train", help="train a float teacher and a Strassen model on the digits "

@@ -92,3 +92,18 @@ def test_simulate_checks_a_solution_against_matmul(tmp_path, capsys):
     out = capsys.readouterr().out
     assert status == 0, out
     assert out.startswith("PASS: all 316 pairs (16 extreme, 300 random) of 2x2 int8 matrices")
+
+
+def test_pick_fewest_adders(tmp_path, capsys):
+    common = ["discover", "--restarts", "24", "--seed", "4", "--fit-steps", "400",
+              "--quant-steps", "800"]
+    adders = {}
+    for pick in ("first", "fewest-adders"):
+        sol = tmp_path / f"{pick}.json"
+        assert main([*common, "--pick", pick, "-o", str(sol)]) == 0
+        assert main(["generate", str(sol), "-o", str(tmp_path / pick)]) == 0
+        adders[pick] = json.loads((tmp_path / pick / "report.json").read_text())["adders"]
+        assert load_algorithm(sol).is_exact()
+    out = capsys.readouterr().out
+    assert f"exact algorithm with the fewest adders ({adders['fewest-adders']})" in out
+    assert adders["fewest-adders"] <= adders["first"]
