@@ -38,10 +38,10 @@ def main(argv):
         return subprocess.call(command)
     output = Path(command[command.index("-o") + 1])
     depend = output.with_suffix(".d")
-    stat = source.stat()
-    key = hashlib.sha256("\0".join(
-        command + [str(stat.st_size), str(stat.st_mtime_ns), shutil.which(command[0]) or ""]
-    ).encode()).hexdigest()[:24]
+    compiler = shutil.which(command[0]) or command[0]
+    facts = [str(os.stat(path).st_mtime_ns) for path in (source, compiler) if os.path.exists(path)]
+    key = hashlib.sha256("\0".join(command + [compiler, str(source.stat().st_size)] + facts)
+                         .encode()).hexdigest()[:24]
     stored = cache / f"{key}.o"
     if stored.is_file():
         shutil.copyfile(stored, output)

