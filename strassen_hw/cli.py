@@ -216,14 +216,15 @@ def cmd_discover(args):
         first, adders = _fewest_adders(result.solutions)
     print(f"{result.restarts} restart(s) of {n}x{n}, r={args.rank}, recipe '{args.recipe}' "
           f"on {result.device}: {int(result.exact.sum())} exact ({100 * result.rate:.1f}%), "
-          f"{result.distinct()} distinct, {result.seconds:.1f} s")
+          f"{result.distinct()} distinct, {result.seconds:.1f} s; "
+          f"{100 * result.fit_fraction:.1f}% fitted at full precision (loss < 1e-4)")
     if args.json:
         doc = first.to_json() if first else {"W_a": None, "W_b": None, "W_c": None}
         doc.update(n=n, r=args.rank, recipe=args.recipe, seed=args.seed,
                    restarts=result.restarts, exact=int(result.exact.sum()), rate=result.rate,
                    distinct=result.distinct(), seconds=round(result.seconds, 3),
                    first_seconds=None if first is None else round(result.first_seconds, 3),
-                   device=result.device, pick=args.pick)
+                   fit_fraction=result.fit_fraction, device=result.device, pick=args.pick)
         atomic_write(args.json, json.dumps(doc) + "\n")
     if first is None:
         print("no exact algorithm found: try more --restarts or another --seed")
