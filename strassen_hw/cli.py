@@ -422,7 +422,8 @@ def build_parser():
     p.add_argument("--outputs", metavar="Y.npy",
                    help="networks: write the hardware's outputs, in input order")
     p.add_argument("--waves", action="store_true",
-                   help="networks: write a VCD trace <name>.vcd and print its path")
+                   help="networks: write a VCD trace of every signal to <name>.vcd and print "
+                        "its path (large: ~45 MB per 1000 vectors at 64,32,32; use few --vectors)")
     p.add_argument("--no-stalls", action="store_true", help="no random stalls/back-pressure")
     p.add_argument("--operand-width", type=int, default=8, metavar="W",
                    help="solution files: signed bits of each entry of A and B (default 8)")
