@@ -5,7 +5,6 @@ with :func:`strassen_hw.reference.forward` (exact equality) and names the first 
 """
 
 import json
-import os
 import shutil
 import tempfile
 import time
