@@ -166,8 +166,12 @@ def build(verilog, top, *, waves=False, cache=None, progress=False):
     final = cache / f"{top}-{_key(verilog, top, waves)}"
     if (final / top).is_file():
         return final, 0.0
-    cache.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=cache, prefix=f".build-{top}-"))
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=cache, prefix=f".build-{top}-"))
+    except OSError as e:
+        raise BuildError(f"cannot write the build cache {cache} ({e.strerror or e}); point "
+                         f"{CACHE_ENV} at a writable directory") from None
     source = work / f"{top}.v"
     source.write_text(verilog)
     control = work / "ports.vlt"
