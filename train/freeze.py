@@ -12,14 +12,16 @@ What is exact
   into ã exactly: per layer, the real multiplier of each integer ``u = W_b x`` is
   ``a_eff = α_b · α_c · ã · s_in``.
 - The inputs are the integer pixels; ``W_b x`` and ``W_c p`` are exact integer sums. The last
-  layer's logits are never saturated: its output width covers the exact range of its values.
+  layer's logits are never saturated: its output width covers the exact range of its values
+  (up to 32 bits; a wider range makes the logit step coarser instead).
 
 What is rounded (all ``half_up``, identical in reference and hardware)
 --------------------------------------------------------------------
 - ã: ``a_tilde = round(a_eff · 2^F)`` in ``a_width`` signed bits, ``F = a_frac_bits`` the largest
   that fits; error ≤ 2^-(F+1) per product and integer unit of ``u``. Unless given, ``a_width``
-  is the smallest (from 2 bits up) that keeps every calibration prediction of the float model
-  and keeps the mean logit error within 2 % of the logits' spread (see :func:`freeze`).
+  is the smallest (from 2 bits up) that keeps as many calibration predictions of the float
+  model as 16 bits do and keeps the mean logit error within 2 % of the logits' spread (see
+  :func:`freeze`).
 - products: ``product_shift`` drops the bits more than ``guard_bits`` below the layer's output
   step; error ≤ half a product step each.
 - bias: rounded to the product step ``2^(product_shift - F)``.
@@ -108,9 +110,12 @@ def _float_layers(chain):
     """Per layer: (T_b, T_c, a_eff without s_in, bias) as float64 numpy arrays."""
     out = []
     for layer, _ in chain:
-        t_b, alpha_b, _ = ternarize(layer.w_b.detach().cpu().double())
-        t_c, alpha_c, _ = ternarize(layer.w_c.detach().cpu().double())
-        a = (alpha_b * alpha_c * layer.a_tilde.detach().cpu().double()).numpy()
+        # Ternarize in the model's own precision, so that entries at the threshold fall on
+        # the same side as in the model's forward pass; then compute in float64.
+        t_b, alpha_b, _ = ternarize(layer.w_b.detach().cpu())
+        t_c, alpha_c, _ = ternarize(layer.w_c.detach().cpu())
+        a = (alpha_b.double() * alpha_c.double()
+             * layer.a_tilde.detach().cpu().double()).numpy()
         bias = (layer.bias.detach().cpu().double().numpy() if layer.bias is not None
                 else np.zeros(layer.out_features))
         out.append((t_b.numpy().astype(np.int64), t_c.numpy().astype(np.int64), a, bias))
@@ -133,53 +138,69 @@ def _round(value):
     return np.floor(np.asarray(value, dtype=np.float64) + 0.5).astype(np.int64)
 
 
+def _a_fraction(a_eff, a_width):
+    """Largest F such that round(a_eff · 2^F) fits ``a_width`` signed bits."""
+    top = (1 << (a_width - 1)) - 1
+    biggest = float(np.abs(a_eff).max())
+    frac = 0 if biggest == 0 else math.floor(math.log2(top / biggest))
+    while np.abs(_round(a_eff * 2.0 ** frac)).max() > top:
+        frac -= 1
+    return frac
+
+
+def _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width, guard_bits, logit_width):
+    """One frozen layer (and its report entry) for inputs in ``fmt`` of real step ``scale``."""
+    t_b, t_c, a, bias = parts
+    a_eff = a * scale
+    frac = _a_fraction(a_eff, a_width)
+    a_int = _round(a_eff * 2.0 ** frac)
+    out = Format(act_width, signed=False) if relu else Format(logit_width, signed=True)
+    # Output step 2^k: the calibration peak fits the output format; never finer than the
+    # products' grid 2^-frac.
+    k = max(math.ceil(math.log2(max(peak, 1e-30) / out.max)), -frac)
+    while True:
+        total = k + frac
+        if relu:
+            product_shift = max(0, total - guard_bits)
+            shift = total - product_shift
+        else:                                  # logits: shift 0, the product shift sets the step
+            product_shift, shift = total, 0
+        b_int = _round(bias / 2.0 ** (product_shift - frac))
+        bias_width = max(2, signed_width(b_int.min(), b_int.max()))
+        if bias_width > 32:
+            raise FrozenError(f"the bias needs {bias_width} bits; lower guard_bits or a_width")
+        layer = FrozenLayer(w_b=t_b, a_tilde=a_int, w_c=t_c, bias=b_int, a_width=a_width,
+                            bias_width=bias_width, output=out, a_frac_bits=frac,
+                            product_shift=product_shift, product_rounding="half_up",
+                            shift=shift, rounding="half_up", relu=relu)
+        if relu:
+            break
+        # The logits keep every value the layer can produce: no saturation.
+        lo, hi = stage_ranges(layer, fmt)["v"]
+        width = signed_width(min(lo.min(), 0), max(hi.max(), 0))
+        if width <= 32:
+            layer = FrozenLayer(**{**layer.__dict__, "output": Format(width, signed=True)})
+            break
+        k += width - 32                        # coarser logits until they fit 32 bits
+    step = 2.0 ** (product_shift + shift - frac)
+    info = {"a_frac_bits": frac, "product_shift": product_shift, "shift": shift,
+            "step": step, "output": layer.output.to_json()}
+    return layer, info
+
+
 def _build(name, floats, relus, peaks, a_width, input_format, input_scale, act_width,
            guard_bits, logit_width):
     layers, info = [], []
     fmt, scale = input_format, float(input_scale)
-    for index, ((t_b, t_c, a, bias), relu, peak) in enumerate(zip(floats, relus, peaks)):
-        a_eff = a * scale
-        top = (1 << (a_width - 1)) - 1
-        biggest = float(np.abs(a_eff).max())
-        frac = 0 if biggest == 0 else math.floor(math.log2(top / biggest))
-        while np.abs(_round(a_eff * 2.0 ** frac)).max() > top:
-            frac -= 1
-        last = index == len(floats) - 1
-        if relu:
-            out = Format(act_width, signed=False)
-        else:
-            out = Format(logit_width, signed=True)
-        # Output step 2^k: the calibration peak fits the output format.
-        k = math.ceil(math.log2(max(peak, 1e-30) / out.max))
-        if k + frac < 0:                       # output finer than the product grid
-            frac = -k
-        a_int = _round(a_eff * 2.0 ** frac)
-        total = k + frac
-        if last and not relu:
-            product_shift, shift = max(0, total), 0
-        else:
-            product_shift = max(0, total - guard_bits)
-            shift = total - product_shift
-        step_v = 2.0 ** (product_shift - frac)
-        b_int = _round(bias / step_v)
-        draft = FrozenLayer(w_b=t_b, a_tilde=a_int, w_c=t_c, bias=b_int, a_width=a_width,
-                            bias_width=max(2, signed_width(b_int.min(), b_int.max())),
-                            output=Format(32, True), a_frac_bits=frac,
-                            product_shift=product_shift, product_rounding="half_up",
-                            shift=shift, rounding="half_up", relu=relu)
-        if draft.bias_width > 32:
-            raise FrozenError(f"layer {index}: the bias needs {draft.bias_width} bits; "
-                              "lower guard_bits or a_width")
-        if last and not relu:
-            # The logits keep every value the layer can produce: no saturation.
-            lo, hi = stage_ranges(draft, fmt)["v"]
-            out = Format(min(32, signed_width(lo.min(), hi.max())), signed=True)
-        layer = FrozenLayer(**{**draft.__dict__, "output": out})
+    for index, (parts, relu, peak) in enumerate(zip(floats, relus, peaks)):
+        try:
+            layer, item = _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width,
+                                        guard_bits, logit_width)
+        except FrozenError as e:
+            raise FrozenError(f"layer {index}: {e}") from None
         layers.append(layer)
-        scale = 2.0 ** (product_shift + shift - frac)
-        info.append({"a_frac_bits": frac, "product_shift": product_shift, "shift": shift,
-                     "step": scale, "output": out.to_json()})
-        fmt = out
+        info.append(item)
+        fmt, scale = layer.output, item["step"]
     return FrozenNetwork(name=name, input=input_format, layers=layers), info
 
 
@@ -206,9 +227,10 @@ def freeze(model, calibration, *, name="digits", input_format=INPUT_FORMAT,
         bits of the largest calibration logit.
     tolerance, max_logit_error : float
         When ``a_width`` is chosen automatically, the smallest width wins whose predictions on
-        the calibration images differ from the float model's on at most a ``tolerance``
-        fraction of them, and whose mean absolute logit error is at most ``max_logit_error``
-        times the mean absolute deviation of the float logits from their per-image mean.
+        the calibration images agree with the float model's on no less than a ``tolerance``
+        fraction below what ``max_a_width`` bits reach, and whose mean absolute logit error is
+        at most ``max_logit_error`` times the mean absolute deviation of the float logits from
+        their per-image mean.
 
     Returns
     -------
@@ -223,16 +245,27 @@ def freeze(model, calibration, *, name="digits", input_format=INPUT_FORMAT,
     peaks = [float(np.abs(o).max()) for o in outs]
     expected = outs[-1].argmax(1)
     spread = float(np.abs(outs[-1] - outs[-1].mean(1, keepdims=True)).mean())
-    widths = [a_width] if a_width is not None else range(2, max_a_width + 1)
-    candidates = []
-    for width in widths:
+
+    def attempt(width):
         net, info = _build(name, floats, relus, peaks, width, input_format, input_scale,
                            act_width, guard_bits, logit_width)
         logits = forward(net, x) * info[-1]["step"]
         agreement = float((logits.argmax(1) == expected).mean())
         error = float(np.abs(logits - outs[-1]).mean()) / max(spread, 1e-30)
-        candidates.append({"a_width": width, "agreement": agreement, "logit_error": error})
-        if agreement >= 1 - tolerance and error <= max_logit_error:
+        return net, info, {"a_width": width, "agreement": agreement, "logit_error": error}
+
+    if a_width is not None:
+        net, info, item = attempt(a_width)
+        return net, FreezeReport(a_width=a_width, candidates=[item], layers=info)
+    # The widest ã shows what the other roundings (activations, products) leave; the
+    # narrowest width that comes within ``tolerance`` of it wins.
+    best = attempt(max_a_width)
+    candidates = []
+    for width in range(2, max_a_width + 1):
+        net, info, item = attempt(width) if width < max_a_width else best
+        candidates.append(item)
+        if (item["agreement"] >= best[2]["agreement"] - tolerance
+                and item["logit_error"] <= max_logit_error):
             break
     return net, FreezeReport(a_width=net.layers[0].a_width, candidates=candidates,
                              layers=info)

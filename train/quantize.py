@@ -47,7 +47,7 @@ class _TernarySTE(torch.autograd.Function):
 
 
 def ternary_ste(weight):
-    """``α·T`` of :func:`ternarize` in the forward pass, identity gradient in the backward pass."""
+    """``α·T`` of :func:`ternarize` forward, identity gradient backward (straight-through)."""
     return _TernarySTE.apply(weight)
 
 

@@ -1,0 +1,203 @@
+"""The handwritten-digits demo: train, freeze, generate Verilog, simulate, and one table.
+
+:func:`run_demo` trains a float teacher and a Strassen student on scikit-learn's 8×8 digits (or
+reuses the cached checkpoint of the same settings and seed), freezes the student into integers,
+generates its Verilog, simulates every test image under Verilator and checks that the hardware
+equals the exact reference on every output of every image. It returns one row per model: test
+accuracy, multiplications and additions per inference.
+
+This module sits above train/, hw/ and sim/ and imports them only inside functions, so that
+``import strassen_hw`` stays numpy-only.
+"""
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DEFAULT", "QUICK", "Row", "DemoError", "run_demo", "format_table",
+           "rows_to_json", "dense_counts", "strassen_counts", "default_cache_dir"]
+
+
+class DemoError(RuntimeError):
+    """The hardware disagreed with the reference (or another step failed); one line."""
+
+
+#: Settings of the demo and of ``--quick`` (:class:`strassen_hw.train.fit.TrainConfig` fields;
+#: the demo uses its defaults: 64 → 128 → 10, r = 48 and 30). Plain dicts, so that importing
+#: this module does not import torch.
+DEFAULT = {}
+QUICK = {"hidden": 32, "r": (12, 8), "teacher_epochs": 20, "phase_epochs": (20, 20, 10)}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the demo table. ``accuracy`` is a fraction of the test images (0..1)."""
+    model: str
+    accuracy: float
+    multiplications: int
+    additions: int
+
+
+def dense_counts(sizes):
+    """(multiplications, additions) per inference of dense layers ``[(n_in, n_out), ...]``
+    with biases: ``n_in`` products per output, summed with the bias in ``n_in`` additions."""
+    mults = sum(n_in * n_out for n_in, n_out in sizes)
+    return mults, mults
+
+
+def _ternary_additions(matrix):
+    nonzero = (np.asarray(matrix) != 0).sum(axis=1)
+    return int(np.maximum(nonzero - 1, 0).sum())
+
+
+def strassen_counts(net):
+    """(multiplications, additions) per inference of a frozen network, without sharing: ``r``
+    products per layer; ``k - 1`` additions per ternary row with ``k`` non-zeros, plus one per
+    output for the bias."""
+    mults = sum(layer.r for layer in net.layers)
+    adds = sum(_ternary_additions(layer.w_b) + _ternary_additions(layer.w_c) + layer.n_out
+               for layer in net.layers)
+    return mults, adds
+
+
+def default_cache_dir():
+    """``$XDG_CACHE_HOME/strassen-hw/checkpoints`` (default ``~/.cache/...``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "strassen-hw" / "checkpoints"
+
+
+def _train_or_load(config, data, cache_dir, progress, say):
+    from strassen_hw.train.fit import load_checkpoint, save_checkpoint, train
+    path = Path(cache_dir) / f"digits-{config.key()}.pt"
+    if path.is_file():
+        try:
+            result = load_checkpoint(path)
+            say(f"reusing the trained models in {path} (seed {config.seed}, same settings)")
+            return result
+        except ValueError as e:
+            say(f"ignoring a broken cache entry ({e}); training again")
+    say(f"training the teacher and the Strassen model (seed {config.seed}) on "
+        f"{len(data.y_train)} images")
+    start = time.perf_counter()
+    result = train(config, data, progress=progress)
+    save_checkpoint(path, result)
+    say(f"  trained in {time.perf_counter() - start:.0f} s; checkpoint {path}")
+    return result
+
+
+def run_demo(*, quick=False, seed=0, out_dir="runs/demo", cache_dir=None, progress=True,
+             say=print, settings=None):
+    """Run the whole demo and return its table.
+
+    Parameters
+    ----------
+    quick : bool
+        A small network and few epochs (for tests and a first look).
+    seed : int
+        Training seed; the data split is always the same.
+    out_dir : path-like
+        Receives ``digits.json`` (the frozen network), ``digits.v`` and ``report.json``.
+    cache_dir : path-like or None
+        Trained checkpoints, one per settings and seed (default :func:`default_cache_dir`).
+    progress : bool
+        Progress bars for training and the Verilator build.
+    say : callable
+        Receives the status lines.
+    settings : dict or None
+        :class:`~strassen_hw.train.fit.TrainConfig` fields overriding :data:`DEFAULT` or
+        :data:`QUICK`.
+
+    Returns
+    -------
+    list of Row
+        Float teacher (dense layers), float Strassen model, frozen integer reference and
+        simulated hardware.
+
+    Raises
+    ------
+    DemoError
+        The hardware output differs from the reference on some output of some test image.
+    """
+    import torch
+
+    from strassen_hw.frozen import save
+    from strassen_hw.hw import generate
+    from strassen_hw.reference import forward
+    from strassen_hw.sim import run
+    from strassen_hw.train import data as digits
+    from strassen_hw.train.fit import TrainConfig, accuracy
+    from strassen_hw.train.freeze import float_logits, freeze
+
+    config = TrainConfig(seed=seed, **{**(QUICK if quick else DEFAULT), **(settings or {})})
+    data = digits.load()
+    result = _train_or_load(config, data, cache_dir or default_cache_dir(), progress, say)
+    x_test = torch.as_tensor(data.x_test, dtype=torch.float32) / 16
+    y_test = torch.as_tensor(data.y_test)
+    teacher_acc = accuracy(result.teacher, x_test, y_test)
+    float_pred = float_logits(result.student, data.x_test).argmax(1)
+    student_acc = float((float_pred == data.y_test).mean())
+
+    net, report = freeze(result.student, data.x_train, name="digits")
+    out_dir = Path(out_dir)
+    save(net, out_dir / "digits.json")
+    expected = forward(net, data.x_test)
+    frozen_pred = expected.argmax(1)
+    frozen_acc = float((frozen_pred == data.y_test).mean())
+    say(f"froze it: ã in {report.a_width} signed bits, hidden activations in "
+        f"{net.layers[0].output.width} unsigned bits, logits in {net.output.width} bits; "
+        f"{int((frozen_pred == float_pred).sum())}/{len(float_pred)} test predictions "
+        f"unchanged, accuracy {100 * student_acc:.2f}% -> {100 * frozen_acc:.2f}%")
+
+    start = time.perf_counter()
+    hw = generate(net, out_dir)
+    total = hw["total"]
+    say(f"generated {out_dir / 'digits.v'}: {total['multipliers']} multipliers, "
+        f"{total['adders']} adders, latency {total['latency']} cycles "
+        f"({time.perf_counter() - start:.0f} s)")
+    sim = run(net, data.x_test, progress=progress)
+    outputs = sim.outputs
+    if outputs.shape != expected.shape:
+        raise DemoError(f"the hardware returned {outputs.shape} outputs; the reference "
+                        f"{expected.shape}")
+    differ = outputs != expected
+    if differ.any():
+        i, j = np.argwhere(differ)[0]
+        raise DemoError(f"the hardware differs from the reference on "
+                        f"{int(differ.any(axis=1).sum())} of {len(expected)} test images; first "
+                        f"at image {i}, logit {j}: hardware {outputs[i, j]}, reference "
+                        f"{expected[i, j]}")
+    hw_acc = float((outputs.argmax(1) == data.y_test).mean())
+    say(f"simulated {len(outputs)} test images under Verilator"
+        + (f" (build {sim.build_seconds:.0f} s)" if sim.build_seconds else " (cached build)")
+        + f": all {outputs.size} outputs equal the reference, bit for bit")
+
+    dense = dense_counts([(64, config.hidden), (config.hidden, 10)])
+    mults, adds = strassen_counts(net)
+    return [Row("float teacher (dense layers)", teacher_acc, *dense),
+            Row("float Strassen (ternary W_b, W_c)", student_acc, mults, adds),
+            Row("frozen integer reference", frozen_acc, mults, adds),
+            Row("simulated hardware (Verilator)", hw_acc, int(total["multipliers"]),
+                int(total["adders"]))]
+
+
+def format_table(rows):
+    """The rows as an aligned text table, with multiplications relative to the first row."""
+    dense = rows[0].multiplications
+    header = ("model", "test accuracy", "mults/inference", "adds/inference", "mults vs dense")
+    lines = [[r.model, f"{100 * r.accuracy:.2f}%", f"{r.multiplications:,}",
+              f"{r.additions:,}", f"{100 * r.multiplications / dense:.2f}%"] for r in rows]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines)]
+    fmt = "  ".join(["{:<%d}" % widths[0]] + ["{:>%d}" % w for w in widths[1:]])
+    out = [fmt.format(*header), "  ".join("-" * w for w in widths)]
+    out += [fmt.format(*line) for line in lines]
+    return "\n".join(out)
+
+
+def rows_to_json(rows):
+    """The rows as JSON text: a list of objects with ``model``, ``accuracy`` (fraction),
+    ``multiplications`` and ``additions``."""
+    return json.dumps([asdict(row) for row in rows], indent=1) + "\n"

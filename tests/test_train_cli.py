@@ -1,0 +1,63 @@
+"""The train, freeze and demo subcommands."""
+
+import json
+
+import pytest
+
+from strassen_hw.cli import main
+from strassen_hw.frozen import load
+
+
+def test_train_then_freeze(tmp_path, capsys):
+    ckpt, net_path = tmp_path / "m.pt", tmp_path / "net.json"
+    assert main(["train", "--hidden", "16", "--r", "6,4", "--teacher-epochs", "2",
+                 "--epochs", "2,2,1", "--seed", "1", "-o", str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "teacher epoch   2/2" in out and "ternary_fixed epoch   1/1" in out
+    assert f"wrote {ckpt}: teacher test accuracy" in out
+    assert "with 10 multiplications per inference (0.84% of the dense 1,184)" in out
+    assert main(["freeze", str(ckpt), "-o", str(net_path), "--a-width", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "ã in 8 signed bits" in out and "quantization loss" in out
+    net = load(net_path)
+    assert [(l.n_in, l.r, l.n_out) for l in net.layers] == [(64, 6, 16), (16, 4, 10)]
+    assert net.name == "digits" and net.input.width == 5 and not net.input.signed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["freeze", "missing.pt", "-o", "x.json"], "missing.pt: no such checkpoint"),
+    (["train", "--r", "4", "-o", "x.pt"], "--r 4: give two positive values"),
+    (["train", "--epochs", "1,2", "-o", "x.pt"], "--epochs 1,2: give three values"),
+])
+def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("strassen-hw: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.verilator
+def test_demo_quick(tmp_path, capsys):
+    table = tmp_path / "table.json"
+    argv = ["demo", "--quick", "--out", str(tmp_path / "out"), "--cache-dir",
+            str(tmp_path / "cache"), "--json", str(table)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "training the teacher" in out
+    assert "all 3600 outputs equal the reference, bit for bit" in out
+    rows = json.loads(table.read_text())
+    assert [r["model"] for r in rows] == [
+        "float teacher (dense layers)", "float Strassen (ternary W_b, W_c)",
+        "frozen integer reference", "simulated hardware (Verilator)"]
+    assert all(set(r) == {"model", "accuracy", "multiplications", "additions"} for r in rows)
+    teacher, student, frozen, hardware = rows
+    assert teacher["multiplications"] == 64 * 32 + 32 * 10
+    assert student["multiplications"] == frozen["multiplications"] == 12 + 8
+    assert hardware["multiplications"] == 20         # one multiplier per product
+    assert hardware["accuracy"] == frozen["accuracy"] > 0.8
+    assert (tmp_path / "out" / "digits.v").is_file()
+    # a second run reuses the trained checkpoint
+    assert main(argv) == 0
+    assert "reusing the trained models" in capsys.readouterr().out
+    assert json.loads(table.read_text()) == rows
