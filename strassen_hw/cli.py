@@ -265,15 +265,15 @@ def _int_list(text):
 
 def _train_config(args):
     from .train.fit import TrainConfig
-    if len(args.r) != 2 or min(args.r) < 1:
-        raise UserError(f"--r {','.join(map(str, args.r))}: give two positive values, r of "
-                        "the hidden layer and r of the output layer")
+    if len(args.products) != 2 or min(args.products) < 1:
+        raise UserError(f"--products {','.join(map(str, args.products))}: give two positive "
+                        "values, r of the hidden layer and r of the output layer")
     if len(args.epochs) != 3:
         raise UserError(f"--epochs {','.join(map(str, args.epochs))}: give three values "
                         "(full precision, quantized, ternary fixed)")
     if args.hidden < 1 or args.batch_size < 1 or args.lr <= 0:
         raise UserError("--hidden, --batch-size and --lr must be positive")
-    return TrainConfig(hidden=args.hidden, r=args.r, seed=args.seed,
+    return TrainConfig(hidden=args.hidden, r=args.products, seed=args.seed,
                        teacher_epochs=args.teacher_epochs, phase_epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                        distill=not args.no_distill)
@@ -453,8 +453,9 @@ def build_parser():
     p = sub.add_parser("train", help="train a float teacher and a Strassen model on the digits "
                                      "(runs under torchrun too)")
     p.add_argument("--hidden", type=int, default=128, help="hidden width (default 128)")
-    p.add_argument("--r", type=_int_list, default=(48, 30), metavar="R1,R2",
-                   help="products of the hidden and the output layer (default 48,30)")
+    # not "--r": torchrun would take it for an abbreviation of its own options
+    p.add_argument("--products", type=_int_list, default=(48, 30), metavar="R1,R2",
+                   help="r, the products of the hidden and of the output layer (default 48,30)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher-epochs", type=int, default=60, metavar="N")
     p.add_argument("--epochs", type=_int_list, default=(60, 60, 30), metavar="E1,E2,E3",

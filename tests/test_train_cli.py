@@ -10,7 +10,7 @@ from strassen_hw.frozen import load
 
 def test_train_then_freeze(tmp_path, capsys):
     ckpt, net_path = tmp_path / "m.pt", tmp_path / "net.json"
-    assert main(["train", "--hidden", "16", "--r", "6,4", "--teacher-epochs", "2",
+    assert main(["train", "--hidden", "16", "--products", "6,4", "--teacher-epochs", "2",
                  "--epochs", "2,2,1", "--seed", "1", "-o", str(ckpt)]) == 0
     out = capsys.readouterr().out
     assert "teacher epoch   2/2" in out and "ternary_fixed epoch   1/1" in out
@@ -26,7 +26,7 @@ def test_train_then_freeze(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["freeze", "missing.pt", "-o", "x.json"], "missing.pt: no such checkpoint"),
-    (["train", "--r", "4", "-o", "x.pt"], "--r 4: give two positive values"),
+    (["train", "--products", "4", "-o", "x.pt"], "--products 4: give two positive values"),
     (["train", "--epochs", "1,2", "-o", "x.pt"], "--epochs 1,2: give three values"),
 ])
 def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
