@@ -27,7 +27,7 @@ def _seeds(text):
 def measure(seed, settings, cache_dir, hardware):
     import torch
 
-    from strassen_hw.demo import _train_or_load, dense_counts, strassen_counts
+    from strassen_hw.demo import train_or_load, dense_counts, strassen_counts
     from strassen_hw.reference import forward
     from strassen_hw.train import data as digits
     from strassen_hw.train.fit import TrainConfig, accuracy
@@ -35,7 +35,7 @@ def measure(seed, settings, cache_dir, hardware):
 
     data = digits.load()
     config = TrainConfig(seed=seed, **settings)
-    result = _train_or_load(config, data, cache_dir, False, lambda line: None)
+    result = train_or_load(config, data, cache_dir, False, lambda line: None)
     x = torch.as_tensor(data.x_test, dtype=torch.float32) / 16
     row = {"seed": seed, "teacher": accuracy(result.teacher, x, torch.as_tensor(data.y_test))}
     float_pred = float_logits(result.student, data.x_test).argmax(1)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULT", "QUICK", "Row", "DemoError", "run_demo", "format_table",
+__all__ = ["DEFAULT", "QUICK", "Row", "DemoError", "run_demo", "train_or_load", "format_table",
            "rows_to_json", "dense_counts", "strassen_counts", "default_cache_dir"]
 
 
@@ -70,7 +70,9 @@ def default_cache_dir():
     return Path(base) / "strassen-hw" / "checkpoints"
 
 
-def _train_or_load(config, data, cache_dir, progress, say):
+def train_or_load(config, data, cache_dir, progress, say):
+    """The :class:`~strassen_hw.train.fit.TrainResult` of ``config``: loaded from
+    ``cache_dir/digits-<config.key()>.pt`` when there, else trained and saved there."""
     from strassen_hw.train.fit import load_checkpoint, save_checkpoint, train
     path = Path(cache_dir) / f"digits-{config.key()}.pt"
     if path.is_file():
@@ -134,7 +136,7 @@ def run_demo(*, quick=False, seed=0, out_dir="runs/demo", cache_dir=None, progre
 
     config = TrainConfig(seed=seed, **{**(QUICK if quick else DEFAULT), **(settings or {})})
     data = digits.load()
-    result = _train_or_load(config, data, cache_dir or default_cache_dir(), progress, say)
+    result = train_or_load(config, data, cache_dir or default_cache_dir(), progress, say)
     x_test = torch.as_tensor(data.x_test, dtype=torch.float32) / 16
     y_test = torch.as_tensor(data.y_test)
     teacher_acc = accuracy(result.teacher, x_test, y_test)
