@@ -23,35 +23,14 @@ import os
 
 import numpy as np
 from amaranth.back import verilog
-from amaranth.hdl import Cat, Module, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .graph import ternary_graph
+from .layer import _fit, _range_shape, format_shape as _format_shape
 
 __all__ = ["BilinearPlan", "BilinearMatmul", "generate_bilinear_verilog", "generate_bilinear"]
-
-
-def _format_shape(fmt):
-    return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
-
-
-def _range_shape(lo, hi):
-    """Smallest shape holding every integer in ``[lo, hi]``."""
-    if lo >= 0:
-        return unsigned(max(1, hi.bit_length()))
-    return signed(max((-lo - 1).bit_length(), max(hi, 0).bit_length()) + 1)
-
-
-def _fit(value, lo, hi):
-    """``value`` (known to lie in ``[lo, hi]``) cut to the exact shape of that range."""
-    value = Value.cast(value)
-    shape = _range_shape(lo, hi)
-    if value.shape() == shape:
-        return value
-    assert shape.width <= value.shape().width, (lo, hi, value.shape())
-    value = value[:shape.width]
-    return value.as_signed() if shape.signed else value
 
 
 def _pipeline(graph, k, inputs, prefix, regs):

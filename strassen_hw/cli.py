@@ -6,6 +6,7 @@ Every subcommand is one small function. Errors a user can fix print one line,
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -79,7 +80,8 @@ def cmd_generate(args):
     except OSError as e:
         raise UserError(f"{args.output}: cannot write the Verilog ({e.strerror or e})")
     total = result["total"]
-    print(f"wrote {args.output}/{net.name}.v and {args.output}/report.json: "
+    out = Path(args.output)
+    print(f"wrote {out / (net.name + '.v')} and {out / 'report.json'}: "
           f"{len(result['layers'])} layer(s), {total['multipliers']} multiplier(s), "
           f"{total['adders']} adders, {total['register_bits']} register bits, "
           f"latency {total['latency']} cycles")
@@ -106,7 +108,8 @@ def _generate_matmul(args):
     except OSError as e:
         raise UserError(f"{args.output}: cannot write the Verilog ({e.strerror or e})")
     n = algorithm.n
-    print(f"wrote {args.output}/{name}.v and {args.output}/report.json: {n}x{n} matrix "
+    out = Path(args.output)
+    print(f"wrote {out / (name + '.v')} and {out / 'report.json'}: {n}x{n} matrix "
           f"product, {rep['multipliers']} multipliers (naive {rep['naive_multipliers']}), "
           f"{rep['adders']} adders (W_a {rep['adders_w_a']}, W_b {rep['adders_w_b']}, W_c "
           f"{rep['adders_w_c']}, negations {rep['negations']}; naive {rep['naive_adders']}), "

@@ -127,7 +127,6 @@ def _straight_through(w):
 
 def _candidates(wa, wb, wc, quantizer):
     """Integer ternary candidates ``(W_a, W_b, W_c)`` (each with a restart dim) to check."""
-    import torch
     if quantizer == "twn":
         return [tuple(_twn(w)[0] for w in (wa, wb, wc))]
 
