@@ -17,7 +17,7 @@ import time
 import torch
 
 from strassen_hw.matmul import matmul_tensor
-from strassen_hw.train.discover import _candidates, _exact_mask
+from strassen_hw.train.discover import RECIPES, _candidates, _exact_mask, ternary_penalty
 
 
 def main():
@@ -50,8 +50,8 @@ def main():
         residual = ((tensor - target) ** 2).sum(dim=(1, 2, 3))
         loss = residual.sum()
         if step >= args.fit_steps:
-            lam = 1e-3 * 1e3 ** ((step - args.fit_steps) / max(1, args.quant_steps))
-            loss = loss + lam * sum((w * w * (w * w - 1) ** 2).sum() for w in params)
+            t = (step - args.fit_steps) / max(1, args.quant_steps)
+            loss = loss + ternary_penalty(params, RECIPES["default"].penalty, t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-__all__ = ["Recipe", "RECIPES", "DiscoveryResult", "discover"]
+__all__ = ["Recipe", "RECIPES", "DiscoveryResult", "discover", "ternary_penalty"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,14 @@ def _straight_through(w):
     """Forward ``α·W^t`` (TWN), backward as if the identity (straight-through estimator)."""
     t, alpha = _twn(w)
     return w + (t * alpha - w).detach()
+
+
+def ternary_penalty(weights, penalty, t):
+    """The annealed pull toward {-1, 0, 1}: ``λ(t) Σ w²(w²-1)²`` over ``weights``, with ``λ``
+    growing geometrically from ``penalty[0]`` (``t = 0``) to ``penalty[1]`` (``t = 1``)."""
+    lo, hi = penalty
+    lam = lo * (hi / lo) ** t
+    return lam * sum((w * w * (w * w - 1) ** 2).sum() for w in weights)
 
 
 def _candidates(wa, wb, wc, quantizer):
@@ -249,9 +257,8 @@ def _discover(n, r, restarts, seed, recipe, device, progress, overrides):
         loss = ((torch.einsum("Rij,Rbj->Rbi", fc, u) - c) ** 2).mean(dim=(1, 2))
         total_loss = loss.sum()
         if quant and recipe.quantizer == "anneal":
-            lo, hi = recipe.penalty
-            lam = lo * (hi / lo) ** ((step - recipe.fit_steps) / max(1, recipe.quant_steps))
-            total_loss = total_loss + lam * sum((w * w * (w * w - 1) ** 2).sum() for w in params)
+            progress_q = (step - recipe.fit_steps) / max(1, recipe.quant_steps)
+            total_loss = total_loss + ternary_penalty(params, recipe.penalty, progress_q)
         opt.zero_grad(set_to_none=True)
         total_loss.backward()
         opt.step()
