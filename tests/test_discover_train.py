@@ -45,6 +45,20 @@ def test_too_few_products_never_count_as_exact():
     assert result.first is None and not result.exact.any() and result.rate == 0.0
 
 
+def test_tensor_objective_finds_exact_algorithms():
+    result = discover(2, 7, 32, seed=0, device="cpu", objective="tensor", **SHORT)
+    assert result.first is not None and result.recipe.objective == "tensor"
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(-1000, 1000, (2, 50, 2, 2))
+    for solution in result.solutions:
+        assert solution.is_exact() and np.array_equal(solution.multiply(a, b), a @ b)
+
+
+def test_unknown_objective_is_refused():
+    with pytest.raises(ValueError, match="unknown objective 'noise'"):
+        discover(2, 7, 2, device="cpu", objective="noise", fit_steps=1, quant_steps=1)
+
+
 def test_paper_recipe_is_the_papers_protocol():
     paper = RECIPES["paper"]
     assert (paper.optimizer, paper.lr_fit, paper.momentum, paper.batch) == ("sgd", 0.1, 0.9, 4)

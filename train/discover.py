@@ -23,6 +23,11 @@ Two recipes (:data:`RECIPES`):
     Every 50 steps each restart's weights are rounded (as they are, and after scaling each
     product's ``a_j``, ``b_j`` to a largest entry of 1) and checked; a restart is kept as soon
     as it is exact.
+
+Either recipe can fit the product tensor itself instead of sampled pairs
+(``objective="tensor"``): for entries from U[-1, 1] the expected data loss is proportional to the
+squared residual of the restart's tensor ``Σ_j (W_c)_{ij} (W_a)_{jk} (W_b)_{jl}`` against the
+matrix-multiplication tensor, so this is the same loss without sampling noise.
 """
 
 import time
@@ -47,6 +52,7 @@ class Recipe:
     quantizer : ``'twn'`` (TWN forward, straight-through) or ``'anneal'`` (ternary penalty)
     penalty : ``(start, end)`` weight of the ternary penalty (``'anneal'`` only)
     check_every : steps between exactness checks; None checks only after the last step
+    objective : ``'data'`` (random matrix pairs) or ``'tensor'`` (the tensor residual itself)
     """
     name: str
     optimizer: str
@@ -60,6 +66,7 @@ class Recipe:
     dataset: int | None = None
     penalty: tuple = (1e-3, 1.0)
     check_every: int | None = None
+    objective: str = "data"
 
 
 RECIPES = {
@@ -206,6 +213,9 @@ def _discover(n, r, restarts, seed, recipe, device, progress, overrides):
         data_a, data_b = uniform(recipe.dataset, n, n), uniform(recipe.dataset, n, n)
         order = torch.randperm(recipe.dataset, generator=gen, device=device)
     target = torch.as_tensor(matmul_tensor(n), device=device)
+    if recipe.objective not in ("data", "tensor"):
+        raise ValueError(f"unknown objective {recipe.objective!r}; choose 'data' or 'tensor'")
+    target_float = target.to(wa.dtype)
 
     def optimizer(lr):
         if recipe.optimizer == "adam":
@@ -240,21 +250,25 @@ def _discover(n, r, restarts, seed, recipe, device, progress, overrides):
         quant = step >= recipe.fit_steps
         if step == recipe.fit_steps:
             opt = optimizer(recipe.lr_quant)
-        if recipe.dataset:
-            pos = (step * recipe.batch) % recipe.dataset
-            if step and pos == 0:
-                order = torch.randperm(recipe.dataset, generator=gen, device=device)
-            idx = order[pos:pos + recipe.batch]
-            a, b = data_a[idx], data_b[idx]
-        else:
-            a, b = uniform(recipe.batch, n, n), uniform(recipe.batch, n, n)
-        c = (a @ b).reshape(-1, n2)
-        a, b = a.reshape(-1, n2), b.reshape(-1, n2)
         fa, fb, fc = wa, wb, wc
         if quant and recipe.quantizer == "twn":
             fa, fb, fc = (_straight_through(w) for w in (wa, wb, wc))
-        u = torch.einsum("Rjk,bk->Rbj", fa, a) * torch.einsum("Rjl,bl->Rbj", fb, b)
-        loss = ((torch.einsum("Rij,Rbj->Rbi", fc, u) - c) ** 2).mean(dim=(1, 2))
+        if recipe.objective == "tensor":
+            tensor = torch.einsum("Rij,Rjk,Rjl->Rikl", fc, fa, fb)
+            loss = ((tensor - target_float) ** 2).sum(dim=(1, 2, 3))
+        else:
+            if recipe.dataset:
+                pos = (step * recipe.batch) % recipe.dataset
+                if step and pos == 0:
+                    order = torch.randperm(recipe.dataset, generator=gen, device=device)
+                idx = order[pos:pos + recipe.batch]
+                a, b = data_a[idx], data_b[idx]
+            else:
+                a, b = uniform(recipe.batch, n, n), uniform(recipe.batch, n, n)
+            c = (a @ b).reshape(-1, n2)
+            a, b = a.reshape(-1, n2), b.reshape(-1, n2)
+            u = torch.einsum("Rjk,bk->Rbj", fa, a) * torch.einsum("Rjl,bl->Rbj", fb, b)
+            loss = ((torch.einsum("Rij,Rbj->Rbi", fc, u) - c) ** 2).mean(dim=(1, 2))
         total_loss = loss.sum()
         if quant and recipe.quantizer == "anneal":
             progress_q = (step - recipe.fit_steps) / max(1, recipe.quant_steps)
