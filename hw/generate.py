@@ -3,12 +3,12 @@
 import json
 import os
 
-from amaranth.back import verilog
 from tqdm import tqdm
 
 from ..frozen import atomic_write
 from .layer import LayerPlan
 from .network import StrassenNetwork
+from .tree import convert
 
 __all__ = ["generate_verilog", "generate", "report", "plan"]
 
@@ -41,8 +41,7 @@ def report(net, *, levels_per_stage=2, share=True):
 
 
 def _convert(top):
-    text = verilog.convert(top, name=top.net.name, emit_src=False)
-    return text + "".join(f"\n{body}" for _, body in top.verilog_modules)
+    return convert(top, top.net.name, top.trees)
 
 
 def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog"):
@@ -51,7 +50,7 @@ def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog"):
 
     The layers are Amaranth components converted by :func:`amaranth.back.verilog.convert`;
     with ``trees="verilog"`` (default) their adder trees are appended as modules written
-    directly from the adder graphs (:mod:`.tree_verilog`), which keeps large layers fast;
+    directly from the adder graphs (:mod:`.tree`), which keeps large layers fast;
     ``trees="amaranth"`` converts everything through Amaranth (slow for large layers).
     """
     return _convert(StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share,
