@@ -68,9 +68,14 @@ class RequantPlan:
         return lo < self.output.min, hi > self.output.max
 
 
-def requant_plans(layer, ranges):
+def requant_plans(layer, ranges=None, input_format=None):
     """The :class:`RequantPlan` of every output of the :class:`~strassen_hw.frozen.FrozenLayer`
-    ``layer``, given the exact range ``(lo, hi)`` of every ``W_c`` row value."""
+    ``layer``, given the exact range ``(lo, hi)`` of every ``W_c`` row value, or the layer's
+    ``input_format`` to find them (as :class:`~.layer.LayerPlan` does: interval arithmetic over
+    the rounded products, exact for a sum of independent terms)."""
+    if ranges is None:
+        from .layer import LayerPlan
+        return LayerPlan(layer, input_format, share=False).requant
     half = _half(layer.shift, layer.rounding)
     return [RequantPlan(int(lo), int(hi), int(b) + half, layer.shift, bool(layer.relu),
                         layer.output) for (lo, hi), b in zip(ranges, layer.bias)]
