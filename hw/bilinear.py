@@ -31,7 +31,8 @@ from .graph import Schedule, ternary_graph, value_shape
 from .requantize import format_shape as _format_shape
 from .tree import TernaryAdderTree, convert, fit, range_shape, register, stream_pipeline
 
-__all__ = ["BilinearPlan", "BilinearMatmul", "generate_bilinear_verilog", "generate_bilinear"]
+__all__ = ["BilinearPlan", "BilinearMatmul", "fewest_adders", "generate_bilinear_verilog",
+           "generate_bilinear"]
 
 
 def _bilinear_range(t, lo, hi):
@@ -156,6 +157,18 @@ class BilinearPlan:
                        "min": self.output[0], "max": self.output[1]},
             "latency": self.latency,
         }
+
+
+def fewest_adders(algorithms, operand, **kwargs):
+    """The algorithm whose multiplier for ``operand`` entries needs the fewest adders (the first
+    on ties) and that number, from its :class:`BilinearPlan` (``kwargs`` go there); ``(None,
+    None)`` for no algorithm."""
+    best, fewest = None, None
+    for algorithm in algorithms:
+        adders = BilinearPlan(algorithm, operand, **kwargs).report()["adders"]
+        if fewest is None or adders < fewest:
+            best, fewest = algorithm, adders
+    return best, fewest
 
 
 class BilinearMatmul(wiring.Component):
