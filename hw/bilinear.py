@@ -75,8 +75,6 @@ class BilinearPlan:
     """
 
     def __init__(self, algorithm, operand, levels_per_stage=2, share=True):
-        if levels_per_stage < 1:
-            raise ValueError(f"levels_per_stage must be at least 1, not {levels_per_stage}")
         if not algorithm.is_exact():
             raise ValueError("the algorithm is not exact: its tensor differs from the "
                              "matrix-multiplication tensor")
@@ -163,12 +161,10 @@ def fewest_adders(algorithms, operand, **kwargs):
     """The algorithm whose multiplier for ``operand`` entries needs the fewest adders (the first
     on ties) and that number, from its :class:`BilinearPlan` (``kwargs`` go there); ``(None,
     None)`` for no algorithm."""
-    best, fewest = None, None
-    for algorithm in algorithms:
-        adders = BilinearPlan(algorithm, operand, **kwargs).report()["adders"]
-        if fewest is None or adders < fewest:
-            best, fewest = algorithm, adders
-    return best, fewest
+    algorithms = list(algorithms)
+    adders = [BilinearPlan(a, operand, **kwargs).report()["adders"] for a in algorithms]
+    best = adders.index(min(adders)) if adders else None
+    return (None, None) if best is None else (algorithms[best], adders[best])
 
 
 class BilinearMatmul(wiring.Component):

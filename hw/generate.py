@@ -40,10 +40,6 @@ def report(net, *, levels_per_stage=2, share=True):
     return _report(net.name, plan(net, levels_per_stage=levels_per_stage, share=share))
 
 
-def _convert(top):
-    return convert(top, top.net.name, top.trees)
-
-
 def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog"):
     """The Verilog text of ``net``: a top module named ``net.name`` with ports ``clk``,
     ``rst`` and the streams ``i`` / ``o``. Byte-identical for identical networks in any process.
@@ -53,8 +49,8 @@ def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog"):
     directly from the adder graphs (:mod:`.tree`), which keeps large layers fast;
     ``trees="amaranth"`` converts everything through Amaranth (slow for large layers).
     """
-    return _convert(StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share,
-                                    trees=trees))
+    top = StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share, trees=trees)
+    return convert(top, net.name, top.trees)
 
 
 def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", progress=False):
@@ -63,7 +59,7 @@ def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", p
     plans = plan(net, levels_per_stage=levels_per_stage, share=share, progress=progress)
     top = StrassenNetwork(net, trees=trees, plans=plans)
     with tqdm(total=1, desc="Verilog", disable=not progress, leave=False) as bar:
-        text = _convert(top)
+        text = convert(top, net.name, top.trees)
         bar.update()
     result = _report(net.name, plans)
     atomic_write(os.path.join(out_dir, f"{net.name}.v"), text)

@@ -45,8 +45,6 @@ class Column:
     Attributes
     ----------
     kind : str
-    u : int or None
-        The ``W_b`` graph node multiplied.
     a : int
         The constant of a ``mul`` product (row sign folded in).
     m_lo, m_hi : int
@@ -54,7 +52,6 @@ class Column:
     add, rshift, lshift : int
     """
     kind: str
-    u: int = None
     a: int = 0
     m_lo: int = 0
     m_hi: int = 0
@@ -71,15 +68,15 @@ class Column:
         return ((self.m_hi + self.add) >> self.rshift) << self.lshift
 
 
-def _column(a, u, u_lo, u_hi, s, h):
+def _column(a, u_lo, u_hi, s, h):
     """The :class:`Column` of a product ``a·u`` (``a`` non-zero) rounded by ``s`` bits."""
     k = _power_of_two(a)
     if k is None:
-        return Column("mul", u, a, min(a * u_lo, a * u_hi), max(a * u_lo, a * u_hi), h, s)
+        return Column("mul", a, min(a * u_lo, a * u_hi), max(a * u_lo, a * u_hi), h, s)
     c = h if a > 0 else (1 << s) - 1 - h
     if k >= s:                       # exact: q = u << (k - s)
-        return Column("shift", u, 0, u_lo, u_hi, 0, 0, k - s)
-    return Column("shift", u, 0, u_lo, u_hi, c >> k, s - k)   # q = (u + (c >> k)) >> (s - k)
+        return Column("shift", 0, u_lo, u_hi, 0, 0, k - s)
+    return Column("shift", 0, u_lo, u_hi, c >> k, s - k)   # q = (u + (c >> k)) >> (s - k)
 
 
 class LayerPlan:
@@ -107,8 +104,6 @@ class LayerPlan:
     """
 
     def __init__(self, layer, input_format, levels_per_stage=2, share=True):
-        if levels_per_stage < 1:
-            raise ValueError(f"levels_per_stage must be at least 1, not {levels_per_stage}")
         self.layer, self.input_format, self.k = layer, input_format, levels_per_stage
         fmt = input_format
         self.graph_b = ternary_graph(layer.w_b, [fmt.min] * layer.n_in, [fmt.max] * layer.n_in,
@@ -127,7 +122,7 @@ class LayerPlan:
                 col = Column("zero")
                 w_c[:, j] = 0
             else:
-                col = _column(a, row[0], g.lo[row[0]], g.hi[row[0]], s, h)
+                col = _column(a, g.lo[row[0]], g.hi[row[0]], s, h)
                 if col.kind == "shift" and a < 0:
                     w_c[:, j] *= -1
             self.columns.append(col)

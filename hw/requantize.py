@@ -4,7 +4,7 @@ saturation to the output format. :class:`RequantPlan` decides every range in pla
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Mux, Value, signed, unsigned
+from amaranth.hdl import Mux, Value, signed, unsigned
 
 from strassen_hw.frozen import Format
 
@@ -81,16 +81,6 @@ def requant_plans(layer, ranges=None, input_format=None):
                         layer.output) for (lo, hi), b in zip(ranges, layer.bias)]
 
 
-def _resize(value, shape):
-    """``value`` (whose integer fits ``shape``) extended or cut to exactly ``shape``."""
-    value = Value.cast(value)
-    if len(value) < shape.width:
-        fill = value[-1].replicate(shape.width - len(value)) if value.shape().signed \
-            else Const(0, shape.width - len(value))
-        value = Cat(value, fill)
-    return value[:shape.width]
-
-
 def requantize(value, plan):
     """``value`` (``v``, within ``plan.lo .. plan.hi``) requantized: a combinational Amaranth
     value in ``format_shape(plan.output)``."""
@@ -107,4 +97,4 @@ def requantize(value, plan):
         value = Mux(Value.cast(value) > fmt.max, fmt.max, value)
     if below:
         value = Mux(Value.cast(value) < fmt.min, fmt.min, value)
-    return _resize(value, format_shape(fmt))
+    return fit(value, fmt.min, fmt.max)

@@ -20,7 +20,8 @@ prove them equivalent with Yosys on random graphs.
 """
 
 from amaranth.back import verilog
-from amaranth.hdl import Cat, ClockSignal, Instance, Module, Signal, Value, signed, unsigned
+from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, Signal, Value, signed,
+                          unsigned)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,7 +32,6 @@ __all__ = ["TernaryAdderTree", "range_shape", "stream_pipeline", "tree_verilog",
 
 #: Stand-in platform for :func:`convert`: text trees are instantiated, their texts appended.
 APPENDED = object()
-BACKENDS = ("verilog", "amaranth")
 
 
 def range_shape(lo, hi):
@@ -41,13 +41,15 @@ def range_shape(lo, hi):
 
 
 def fit(value, lo, hi):
-    """``value`` (known to lie in ``[lo, hi]``) cut to the exact shape of that range."""
+    """``value`` (known to lie in ``[lo, hi]``) cut or extended to the exact shape of that
+    range."""
     value = Value.cast(value)
     shape = range_shape(lo, hi)
-    have = value.shape()
-    if have == shape:
+    if value.shape() == shape:
         return value
-    assert shape.width <= have.width, (lo, hi, have)
+    if len(value) < shape.width:
+        extra = shape.width - len(value)
+        value = Cat(value, value[-1].replicate(extra) if value.shape().signed else Const(0, extra))
     value = value[:shape.width]
     return value.as_signed() if shape.signed else value
 
@@ -119,7 +121,7 @@ class TernaryAdderTree(wiring.Component):
     """
 
     def __init__(self, graph, schedule, name, backend="verilog"):
-        if backend not in BACKENDS:
+        if backend not in ("verilog", "amaranth"):
             raise ValueError(f"backend must be 'verilog' or 'amaranth', not {backend!r}")
         self.graph, self.schedule, self.name, self.backend = graph, schedule, name, backend
         g = graph
