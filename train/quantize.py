@@ -28,15 +28,16 @@ def ternarize(weight, dim=None):
     alpha : Tensor, mean |W| over the kept entries (0 when none is kept)
     delta : Tensor, the threshold Δ
     """
-    dims, keepdim = (tuple(range(weight.dim())), False) if dim is None else (dim, True)
+    # the whole tensor reduces without dim: the same floats as a plain mean and sum
+    over = {} if dim is None else {"dim": dim, "keepdim": True}
     with torch.no_grad():
         magnitude = weight.abs()
-        delta = DELTA_RATIO * magnitude.mean(dim=dims, keepdim=keepdim)
+        delta = DELTA_RATIO * magnitude.mean(**over)
         keep = magnitude > delta
         ternary = torch.sign(weight) * keep
-        count = keep.sum(dim=dims, keepdim=keepdim)
-        alpha = torch.where(count > 0, (magnitude * keep).sum(dim=dims, keepdim=keepdim)
-                            / count.clamp(min=1), torch.zeros_like(delta))
+        count = keep.sum(**over)
+        alpha = torch.where(count > 0, (magnitude * keep).sum(**over) / count.clamp(min=1),
+                            torch.zeros_like(delta))
     return ternary, alpha, delta
 
 
