@@ -36,11 +36,12 @@ def measure(seed, settings, cache_dir, hardware):
     data = digits.load()
     config = TrainConfig(seed=seed, **settings)
     result = train_or_load(config, data, cache_dir, False, lambda line: None)
-    x = torch.as_tensor(data.x_test, dtype=torch.float32) / 16
+    x = torch.as_tensor(data.x_test, dtype=torch.float32) * data.input_scale
     row = {"seed": seed, "teacher": accuracy(result.teacher, x, torch.as_tensor(data.y_test))}
-    float_pred = float_logits(result.student, data.x_test).argmax(1)
+    float_pred = float_logits(result.student, data.x_test, data.input_scale).argmax(1)
     row["float_strassen"] = float(np.mean(float_pred == data.y_test))
-    net, report = freeze(result.student, data.x_train, name="digits")
+    net, report = freeze(result.student, data.x_train, name="digits",
+                         input_format=data.input_format, input_scale=data.input_scale)
     expected = forward(net, data.x_test)
     row["frozen"] = float(np.mean(expected.argmax(1) == data.y_test))
     row["a_width"] = report.a_width

@@ -9,7 +9,8 @@
 Both matrices arrive on one stream: the payload holds ``vec(A)`` then ``vec(B)`` (row-major,
 ``2n²`` elements of the operand format). The output stream carries ``vec(A @ B)``. The
 ternary trees are the adder graphs of :mod:`.graph` (``+1`` and ``-1`` terms summed apart,
-common pairs shared), registered every ``levels_per_stage`` adder levels.
+common pairs shared), registered every ``levels_per_stage`` adder levels: two
+:class:`~.tree.TernaryAdderTree` (``ab`` and ``c``).
 
 Every signal has the exact width of its value range for the declared operand format. The
 ``W_a``/``W_b`` nodes and the products are exact by interval arithmetic (``A`` and ``B`` vary
@@ -22,38 +23,16 @@ import json
 import os
 
 import numpy as np
-from amaranth.back import verilog
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Const, Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .graph import ternary_graph
-from .layer import _fit, _range_shape, format_shape as _format_shape
+from .graph import Schedule, ternary_graph, value_shape
+from .requantize import format_shape as _format_shape
+from .tree import TernaryAdderTree, convert, fit, range_shape, register, stream_pipeline
 
-__all__ = ["BilinearPlan", "BilinearMatmul", "generate_bilinear_verilog", "generate_bilinear"]
-
-
-def _pipeline(graph, k, inputs, prefix, regs):
-    """Amaranth values of the rows of ``graph`` (``(value, sign)``) with a register after every
-    ``k`` adder levels (and on the inputs of a later stage); returns ``(rows, stages)``."""
-    stages = -(-graph.depth // k)
-    stage = [0 if level == 0 else (level - 1) // k for level in graph.level]
-    value = {(node, 0): v for node, v in enumerate(inputs)}
-
-    def at(node, t):                         # node's value as seen in stage t
-        if (node, t) not in value:
-            if t <= stage[node]:
-                a, b = at(graph.a[node], t), at(graph.b[node], t)
-                value[node, t] = _fit(a - b if graph.sub[node] else a + b,
-                                      graph.lo[node], graph.hi[node])
-            else:
-                reg = Signal(_range_shape(graph.lo[node], graph.hi[node]), reset_less=True,
-                             name=f"{prefix}{node}_s{t}")
-                regs.append(reg.eq(at(node, t - 1)))
-                value[node, t] = reg
-        return value[node, t]
-
-    return [None if row is None else (at(row[0], stages), row[1]) for row in graph.rows], stages
+__all__ = ["BilinearPlan", "BilinearMatmul", "fewest_adders", "generate_bilinear_verilog",
+           "generate_bilinear"]
 
 
 def _bilinear_range(t, lo, hi):
@@ -87,6 +66,7 @@ class BilinearPlan:
         ``vec(B)``) in one graph.
     graph_c : AdderGraph
         ``W_c``, product signs folded in, over the products; exact node ranges.
+    sched_ab, sched_c : Schedule
     products : list of dict
         Per product: ``kind`` (``mul`` or ``zero``), ``a``/``b`` (graph nodes), ``sign``
         (folded into ``W_c``), ``lo``/``hi``.
@@ -95,8 +75,6 @@ class BilinearPlan:
     """
 
     def __init__(self, algorithm, operand, levels_per_stage=2, share=True):
-        if levels_per_stage < 1:
-            raise ValueError(f"levels_per_stage must be at least 1, not {levels_per_stage}")
         if not algorithm.is_exact():
             raise ValueError("the algorithm is not exact: its tensor differs from the "
                              "matrix-multiplication tensor")
@@ -127,8 +105,9 @@ class BilinearPlan:
         self._exact_ranges()
         scalar = [x * y for x in (lo, hi) for y in (lo, hi)]   # C[p,q] sums n such products
         self.output = (algorithm.n * min(scalar), algorithm.n * max(scalar))
-        k = levels_per_stage
-        self.latency = -(-self.graph_ab.depth // k) + 1 + -(-self.graph_c.depth // k) + 1
+        self.sched_ab = Schedule.of(self.graph_ab, levels_per_stage)
+        self.sched_c = Schedule.of(self.graph_c, levels_per_stage)
+        self.latency = self.sched_ab.stages + 1 + self.sched_c.stages + 1
 
     def _exact_ranges(self):
         """Replace the interval bounds of the ``W_c`` nodes by the exact bilinear ranges."""
@@ -172,10 +151,20 @@ class BilinearPlan:
             "adders_w_c": self.graph_c.adders, "negations": self.negations,
             "naive_adders": n * n * (n - 1),
             "operand": self.operand.to_json(),
-            "output": {"width": _range_shape(*self.output).width, "signed": self.output[0] < 0,
+            "output": {"width": value_shape(*self.output)[0], "signed": self.output[0] < 0,
                        "min": self.output[0], "max": self.output[1]},
             "latency": self.latency,
         }
+
+
+def fewest_adders(algorithms, operand, **kwargs):
+    """The algorithm whose multiplier for ``operand`` entries needs the fewest adders (the first
+    on ties) and that number, from its :class:`BilinearPlan` (``kwargs`` go there); ``(None,
+    None)`` for no algorithm."""
+    algorithms = list(algorithms)
+    adders = [BilinearPlan(a, operand, **kwargs).report()["adders"] for a in algorithms]
+    best = adders.index(min(adders)) if adders else None
+    return (None, None) if best is None else (algorithms[best], adders[best])
 
 
 class BilinearMatmul(wiring.Component):
@@ -200,48 +189,38 @@ class BilinearMatmul(wiring.Component):
     latency : int
     """
 
-    def __init__(self, algorithm, operand, *, levels_per_stage=2, share=True):
-        self.plan = BilinearPlan(algorithm, operand, levels_per_stage, share)
-        self.latency = self.plan.latency
+    def __init__(self, algorithm, operand, *, levels_per_stage=2, share=True, trees="verilog",
+                 name="matmul"):
+        self.plan = plan = BilinearPlan(algorithm, operand, levels_per_stage, share)
+        self.latency = plan.latency
+        self.trees = [TernaryAdderTree(plan.graph_ab, plan.sched_ab, f"{name}_ab", trees),
+                      TernaryAdderTree(plan.graph_c, plan.sched_c, f"{name}_c", trees)]
         n2 = algorithm.n ** 2
-        out = _range_shape(*self.plan.output)
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(_format_shape(operand), 2 * n2))),
-            "o": Out(stream.Signature(data.ArrayLayout(out, n2))),
+            "o": Out(stream.Signature(data.ArrayLayout(range_shape(*plan.output), n2))),
         })
 
     def elaborate(self, platform):
         m = Module()
         plan = self.plan
-        regs = []
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
-
-        # W_a and W_b trees (one graph: rows 0..r-1 over vec(A), rows r..2r-1 over vec(B))
-        x = [self.i.payload[j] for j in range(2 * plan.algorithm.n ** 2)]
-        ab, _ = _pipeline(plan.graph_ab, plan.k, x, "ab", regs)
-        r = plan.algorithm.r
+        en = stream_pipeline(m, self.i, self.o, self.latency)
+        tree_ab, tree_c = self.trees
+        m.submodules.ab, m.submodules.c = tree_ab, tree_c
+        m.d.comb += [tree_ab.en.eq(en), tree_c.en.eq(en), tree_ab.x.eq(self.i.payload.as_value())]
 
         # r multipliers, registered
-        products = []
-        for j, p in enumerate(plan.products):
-            if p["kind"] == "zero":
-                products.append(0)
-                continue
-            reg = Signal(_range_shape(p["lo"], p["hi"]), reset_less=True, name=f"p{j}")
-            regs.append(reg.eq(_fit(ab[j][0] * ab[r + j][0], p["lo"], p["hi"])))
-            products.append(reg)
+        ab, r, regs = tree_ab.rows(), plan.algorithm.r, []
+        live = [j for j, p in enumerate(plan.products) if p["kind"] == "mul"]
+        held = register(regs, "products", [(ab[j][0] * ab[r + j][0], plan.products[j]["lo"],
+                                            plan.products[j]["hi"]) for j in live])
+        held = dict(zip(live, held))
+        m.d.comb += tree_c.x.eq(Cat(*(held[j] if j in held else Const(0, 1) for j in range(r))))
 
-        # W_c trees, then the output register
-        rows, _ = _pipeline(plan.graph_c, plan.k, products, "c", regs)
+        # the output register
         lo, hi = plan.output
-        for i, row in enumerate(rows):
-            expr, sign = row
-            regs.append(self.o.payload[i].eq(_fit(expr if sign > 0 else -expr, lo, hi)))
-
-        valid = Signal(self.latency, name="valid")
-        regs.append(valid.eq(Cat(self.i.valid, valid[:-1])))
-        m.d.comb += self.o.valid.eq(valid[-1])
+        for i, (expr, sign) in enumerate(tree_c.rows()):
+            regs.append(self.o.payload[i].eq(fit(expr if sign > 0 else -expr, lo, hi)))
         with m.If(en):
             m.d.sync += regs
         return m
@@ -250,8 +229,8 @@ class BilinearMatmul(wiring.Component):
 def generate_bilinear_verilog(algorithm, operand, name="matmul", **kwargs):
     """Verilog text of :class:`BilinearMatmul` (top module ``name``, ports ``clk``, ``rst``,
     ``i``, ``o``) and the report; byte-identical for identical arguments."""
-    top = BilinearMatmul(algorithm, operand, **kwargs)
-    return verilog.convert(top, name=name, emit_src=False), top.plan.report()
+    top = BilinearMatmul(algorithm, operand, name=name, **kwargs)
+    return convert(top, name, top.trees), top.plan.report()
 
 
 def generate_bilinear(algorithm, operand, out_dir, name="matmul", **kwargs):

@@ -3,12 +3,12 @@
 import json
 import os
 
-from amaranth.back import verilog
 from tqdm import tqdm
 
 from ..frozen import atomic_write
 from .layer import LayerPlan
 from .network import StrassenNetwork
+from .tree import convert
 
 __all__ = ["generate_verilog", "generate", "report", "plan"]
 
@@ -40,22 +40,17 @@ def report(net, *, levels_per_stage=2, share=True):
     return _report(net.name, plan(net, levels_per_stage=levels_per_stage, share=share))
 
 
-def _convert(top):
-    text = verilog.convert(top, name=top.net.name, emit_src=False)
-    return text + "".join(f"\n{body}" for _, body in top.verilog_modules)
-
-
 def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog"):
     """The Verilog text of ``net``: a top module named ``net.name`` with ports ``clk``,
     ``rst`` and the streams ``i`` / ``o``. Byte-identical for identical networks in any process.
 
     The layers are Amaranth components converted by :func:`amaranth.back.verilog.convert`;
     with ``trees="verilog"`` (default) their adder trees are appended as modules written
-    directly from the adder graphs (:mod:`.tree_verilog`), which keeps large layers fast;
+    directly from the adder graphs (:mod:`.tree`), which keeps large layers fast;
     ``trees="amaranth"`` converts everything through Amaranth (slow for large layers).
     """
-    return _convert(StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share,
-                                    trees=trees))
+    top = StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share, trees=trees)
+    return convert(top, net.name, top.trees)
 
 
 def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", progress=False):
@@ -64,7 +59,7 @@ def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", p
     plans = plan(net, levels_per_stage=levels_per_stage, share=share, progress=progress)
     top = StrassenNetwork(net, trees=trees, plans=plans)
     with tqdm(total=1, desc="Verilog", disable=not progress, leave=False) as bar:
-        text = _convert(top)
+        text = convert(top, net.name, top.trees)
         bar.update()
     result = _report(net.name, plans)
     atomic_write(os.path.join(out_dir, f"{net.name}.v"), text)

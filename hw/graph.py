@@ -2,17 +2,83 @@
 
 The graph is plain Python (no Amaranth): it decides the arithmetic, the exact value range of every
 node (interval arithmetic over the actual terms) and its adder level, and counts adders. The
-hardware modules only translate it.
+hardware modules only translate it. :class:`Schedule` places the nodes in pipeline stages and
+:func:`value_shape` is the one rule from a value range to a width.
 
 Each row of the matrix ends as ``sign * node`` (or zero): the ``+1`` terms of a row are summed in
 one balanced tree, the ``-1`` terms in another, and the two are subtracted once.
 """
 
 import heapq
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AdderGraph", "ternary_graph", "shared_graph"]
+__all__ = ["AdderGraph", "Schedule", "ternary_graph", "shared_graph", "value_shape"]
+
+
+def value_shape(lo, hi):
+    """``(width, signed)`` of the smallest two's-complement shape holding ``[lo, hi]``."""
+    if lo >= 0:
+        return max(1, hi.bit_length()), False
+    return max((-lo - 1).bit_length(), max(hi, 0).bit_length()) + 1, True
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The pipeline of an :class:`AdderGraph`: registers after every ``levels_per_stage``
+    adder levels.
+
+    Attributes
+    ----------
+    stage : tuple of int
+        Stage in which each node is computed (inputs: 0; a node of level ``l`` > 0 sits in
+        stage ``(l - 1) // levels_per_stage``).
+    need : tuple of int
+        Last stage in which each node is used (``stages`` for a row output).
+    stages : int
+        Register boundaries the graph spans: its contribution to the latency, in cycles.
+    registered : tuple of tuple of int
+        ``registered[t - 1]``: the nodes held in the register at boundary ``t`` (in order).
+    computed : tuple of tuple of int
+        ``computed[t]``: the adder nodes computed in stage ``t`` (in order).
+    register_bits : int
+        Flip-flops of all those registers.
+    """
+    stage: tuple
+    need: tuple
+    stages: int
+    registered: tuple
+    computed: tuple
+    register_bits: int
+
+    @classmethod
+    def of(cls, graph, levels_per_stage):
+        """The schedule of ``graph`` with ``levels_per_stage`` adder levels per stage."""
+        k = levels_per_stage
+        if k < 1:
+            raise ValueError(f"levels_per_stage must be at least 1, not {k}")
+        stage = [0 if lv == 0 else (lv - 1) // k for lv in graph.level]
+        stages = -(-graph.depth // k)
+        need = stage[:]
+        for node in range(graph.n_inputs, len(graph)):
+            for op in (graph.a[node], graph.b[node]):
+                need[op] = max(need[op], stage[node])
+        for row in graph.rows:
+            if row is not None:
+                need[row[0]] = stages
+        registered = [[] for _ in range(stages)]
+        computed = [[] for _ in range(stages + 1)]
+        bits = 0
+        for node, (s, n) in enumerate(zip(stage, need)):
+            if node >= graph.n_inputs:
+                computed[s].append(node)
+            for t in range(s + 1, n + 1):
+                registered[t - 1].append(node)
+            if n > s:
+                bits += (n - s) * value_shape(graph.lo[node], graph.hi[node])[0]
+        return cls(tuple(stage), tuple(need), stages, tuple(map(tuple, registered)),
+                   tuple(map(tuple, computed)), bits)
 
 
 class AdderGraph:

@@ -19,10 +19,9 @@ class StrassenNetwork(wiring.Component):
         Adder levels between pipeline registers (default 2).
     share : bool
         Share common pairs between the rows of each ternary matrix (default True).
-    trees : ``"amaranth"`` or ``"verilog"``
-        How the adder trees are built (see :class:`StrassenLayer`); ``"verilog"`` tree modules
-        are named ``<net.name>_layer<k>_w_b`` / ``_w_c`` and listed in :attr:`verilog_modules`
-        after elaboration.
+    trees : ``"verilog"`` or ``"amaranth"``
+        Backend of the adder trees (see :mod:`~strassen_hw.hw.tree`); text tree modules are
+        named ``<net.name>_layer<k>_w_b`` / ``_w_c``.
     plans : list of LayerPlan, optional
         Plans already made for the layers (see :func:`~strassen_hw.hw.generate.plan`).
 
@@ -32,11 +31,13 @@ class StrassenNetwork(wiring.Component):
     o : stream, payload ``ArrayLayout(output shape, n_out)``
     layers : list of StrassenLayer
         Submodules ``layer0``, ``layer1``, ...
+    trees : list of TernaryAdderTree
+        Those of every layer, in order.
     latency : int
         Cycles from an accepted input vector to its output vector, without stalls.
     """
 
-    def __init__(self, net, *, levels_per_stage=2, share=True, trees="amaranth", plans=None):
+    def __init__(self, net, *, levels_per_stage=2, share=True, trees="verilog", plans=None):
         self.net = net
         plans = plans or [None] * len(net.layers)
         self.layers = [StrassenLayer(layer, fmt, levels_per_stage=levels_per_stage, share=share,
@@ -45,6 +46,7 @@ class StrassenNetwork(wiring.Component):
                        for index, (layer, fmt, plan) in enumerate(zip(net.layers,
                                                                       net.layer_inputs(), plans))]
         self.latency = sum(layer.latency for layer in self.layers)
+        self.trees = [tree for layer in self.layers for tree in layer.trees]
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(format_shape(net.input), net.n_in))),
             "o": Out(stream.Signature(data.ArrayLayout(format_shape(net.output), net.n_out))),
@@ -59,8 +61,3 @@ class StrassenNetwork(wiring.Component):
             wiring.connect(m, a.o, b.i)
         wiring.connect(m, self.layers[-1].o, wiring.flipped(self.o))
         return m
-
-    @property
-    def verilog_modules(self):
-        """``(name, text)`` of every tree module written as Verilog text, in order."""
-        return [item for layer in self.layers for item in layer.verilog_modules]

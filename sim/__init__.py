@@ -11,8 +11,8 @@ Python, where importing numpy (which the runner needs) would cost about a second
 
 import importlib
 
-__all__ = ["simulate", "check", "run", "test_vectors", "extreme_vectors", "SimResult", "Mismatch",
-           "SimulationError", "BuildError", "ToolError"]
+__all__ = ["Design", "simulate", "check", "run", "test_vectors", "extreme_vectors", "SimResult",
+           "Mismatch", "SimulationError", "BuildError", "ToolError"]
 
 _HOME = {"BuildError": ".build", "ToolError": ".tools"}
 

@@ -1,30 +1,18 @@
 """Verilator simulation of a bilinear matrix multiplier, checked against ``A @ B``.
 
 The multiplier (:class:`strassen_hw.hw.bilinear.BilinearMatmul`) has the stream ports of the
-hardware contract, so the network testbench drives it unchanged: the input vector is
-``vec(A)`` then ``vec(B)`` and the output is ``vec(A @ B)``. Every output is compared with
-numpy's ``A @ B`` in int64, exactly.
+hardware contract, so the network testbench drives it unchanged: :func:`bilinear_design` is its
+:class:`~.runner.Design` (input ``vec(A)`` then ``vec(B)``, output ``vec(A @ B)``), and every
+output is compared with numpy's ``A @ B`` in int64, exactly.
 """
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from strassen_hw.frozen import Format
 
-from .runner import Mismatch, run
+from .runner import Design, check
 
-__all__ = ["matmul_vectors", "check_bilinear"]
-
-
-@dataclass(frozen=True)
-class _Ports:
-    """What the runner needs to know of a design: its name and stream formats."""
-    name: str
-    input: Format
-    output: Format
-    n_in: int
-    n_out: int
+__all__ = ["matmul_vectors", "bilinear_design", "check_bilinear"]
 
 
 def matmul_vectors(n, operand, count, seed=0):
@@ -42,6 +30,23 @@ def matmul_vectors(n, operand, count, seed=0):
     return a.astype(np.int64), b.astype(np.int64)
 
 
+def bilinear_design(algorithm, operand, name="matmul", **kwargs):
+    """The :class:`~.runner.Design` of the multiplier of ``algorithm`` (inputs ``vec(A)`` then
+    ``vec(B)``, reference ``vec(A @ B)``) and its report; ``kwargs`` go to
+    :class:`~strassen_hw.hw.bilinear.BilinearMatmul`."""
+    from strassen_hw.hw.bilinear import generate_bilinear_verilog
+    text, report = generate_bilinear_verilog(algorithm, operand, name=name, **kwargs)
+    n, out = algorithm.n, report["output"]
+
+    def reference(x):
+        a, b = x[:, :n * n].reshape(-1, n, n), x[:, n * n:].reshape(-1, n, n)
+        return (a @ b).reshape(len(x), n * n)
+
+    design = Design(text, name, operand, 2 * n * n, Format(out["width"], out["signed"]), n * n,
+                    reference)
+    return design, report
+
+
 def check_bilinear(algorithm, operand, a, b, *, name="matmul", seed=0, stalls=True,
                    build_dir=None, **kwargs):
     """Simulate the multiplier of ``algorithm`` on ``a``, ``b`` (N, n, n) and compare every
@@ -50,20 +55,8 @@ def check_bilinear(algorithm, operand, a, b, *, name="matmul", seed=0, stalls=Tr
 
     ``kwargs`` go to :class:`~strassen_hw.hw.bilinear.BilinearMatmul`.
     """
-    from strassen_hw.hw.bilinear import generate_bilinear_verilog
-    text, report = generate_bilinear_verilog(algorithm, operand, name=name, **kwargs)
+    design, report = bilinear_design(algorithm, operand, name, **kwargs)
     n2 = algorithm.n ** 2
-    out = report["output"]
-    ports = _Ports(name, operand, Format(out["width"], out["signed"]), 2 * n2, n2)
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     x = np.concatenate([a.reshape(len(a), n2), b.reshape(len(b), n2)], axis=1)
-    result = run(ports, x, seed=seed, stalls=stalls, build_dir=build_dir, verilog=text)
-    expected = (a @ b).reshape(len(a), n2)
-    differ = result.outputs != expected
-    if differ.any():
-        i, j = np.argwhere(differ)[0]
-        raise Mismatch(f"mismatch at pair {i}, entry {j} of vec(A @ B): the hardware gave "
-                       f"{result.outputs[i, j]}, A @ B is {expected[i, j]} "
-                       f"({int(differ.any(axis=1).sum())} of {len(x)} pairs differ)",
-                       int(i), int(j), result)
-    return result, report
+    return check(design, x, seed=seed, stalls=stalls, build_dir=build_dir), report

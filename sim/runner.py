@@ -1,7 +1,10 @@
-"""Run a network's Verilog under Verilator with the cocotb testbench, and check it.
+"""Run a design's Verilog under Verilator with the cocotb testbench, and check it.
 
-:func:`simulate` returns the hardware's outputs; :func:`check` also compares every one of them
-with :func:`strassen_hw.reference.forward` (exact equality) and names the first mismatch.
+A :class:`Design` is what the simulator needs: the Verilog, the top module's name, the formats
+and lengths of its stream payloads and a reference function; :meth:`Design.of_network` makes
+one from a frozen network (:mod:`.bilinear` one from a matrix multiplier). :func:`simulate`
+returns the hardware's outputs; :func:`check` also compares every one of them with the
+reference (exact equality) and names the first mismatch. Both take a design or a network.
 """
 
 import json
@@ -9,16 +12,19 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from strassen_hw.frozen import Format
 from strassen_hw.reference import check_inputs, forward
 
 from .build import build
 from .payload import pack, unpack
 
-__all__ = ["SimulationError", "Mismatch", "SimResult", "run", "simulate", "check",
+__all__ = ["Design", "SimulationError", "Mismatch", "SimResult", "run", "simulate", "check",
            "extreme_vectors", "test_vectors"]
 
 #: Stall settings of the testbench: ``stalls=True`` stalls each stream on this fraction of
@@ -39,6 +45,45 @@ class Mismatch(AssertionError):
     def __init__(self, message, vector, output, result):
         super().__init__(message)
         self.vector, self.output, self.result = vector, output, result
+
+
+@dataclass(frozen=True)
+class Design:
+    """A design as the simulator sees it.
+
+    Attributes
+    ----------
+    verilog : str
+        Complete Verilog; its top module ``name`` has the stream ports of the hardware contract.
+    name : str
+    input, output : Format
+        Element formats of the input and output payloads.
+    n_in, n_out : int
+        Elements per payload.
+    reference : callable
+        Expected outputs (int64, (N, n_out)) for inputs (N, n_in).
+    """
+    verilog: str
+    name: str
+    input: Format
+    n_in: int
+    output: Format
+    n_out: int
+    reference: Callable
+
+    @classmethod
+    def of_network(cls, net, verilog=None):
+        """The design of a frozen network: ``verilog`` or ``generate_verilog(net)``, checked
+        against :func:`strassen_hw.reference.forward`."""
+        if verilog is None:
+            from strassen_hw.hw import generate_verilog
+            verilog = generate_verilog(net)
+        return cls(verilog, net.name, net.input, net.n_in, net.output, net.n_out,
+                   partial(forward, net))
+
+
+def _design(design, verilog):
+    return design if isinstance(design, Design) else Design.of_network(design, verilog)
 
 
 @dataclass
@@ -95,50 +140,49 @@ def _log_tail(path, lines=5):
     return " | ".join(line.strip() for line in text[-lines:])
 
 
-def run(net, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilog=None,
+def run(design, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilog=None,
         progress=False):
-    """Simulate ``net`` on integer ``inputs`` (N, n_in) and return a :class:`SimResult`.
+    """Simulate ``design`` on integer ``inputs`` (N, n_in) and return a :class:`SimResult`.
 
     Parameters
     ----------
-    net : FrozenNetwork
+    design : Design or FrozenNetwork
     inputs : array_like of int, shape (N, n_in)
-        Values in the network's input format.
+        Values in the design's input format.
     seed : int
         Seed of the random stall patterns.
     stalls : bool or float
         Random input stalls and output back-pressure: ``True`` for the default fraction of
         stalled cycles on each stream, ``False`` for none, or a fraction in [0, 1).
     waves : bool or path-like
-        Record a VCD trace of every signal: ``True`` writes ``<net.name>.vcd`` in the current
+        Record a VCD trace of every signal: ``True`` writes ``<name>.vcd`` in the current
         directory, a path writes there.
     build_dir : path-like, optional
         Build cache directory (default: ``~/.cache/strassen-hw/verilator``).
     verilog : str, optional
-        Verilog to simulate instead of ``strassen_hw.hw.generate_verilog(net)``; its top-level
-        module must be ``net.name`` with the stream ports of the hardware contract.
+        For a network: Verilog to simulate instead of ``strassen_hw.hw.generate_verilog(net)``;
+        its top-level module must be ``net.name`` with the stream ports of the hardware
+        contract.
     progress : bool
         Show progress while compiling.
 
     Raises
     ------
     FrozenError
-        The inputs do not fit the network.
+        The inputs do not fit the design.
     ToolError, BuildError, SimulationError
         Verilator is missing, the build failed, or the simulation did not finish.
     """
-    x = check_inputs(net, inputs)
+    x = check_inputs(design, inputs)
     fraction = _stall_fraction(stalls)
-    if verilog is None:
-        from strassen_hw.hw import generate_verilog
-        verilog = generate_verilog(net)
-    bdir, build_seconds = build(verilog, net.name, waves=bool(waves), cache=build_dir,
+    design = _design(design, verilog)
+    bdir, build_seconds = build(design.verilog, design.name, waves=bool(waves), cache=build_dir,
                                 progress=progress)
     run_dir = Path(tempfile.mkdtemp(prefix="strassen-hw-sim-"))
     try:
-        packed = pack(x, net.input.width)
+        packed = pack(x, design.input.width)
         (run_dir / "inputs.bin").write_bytes(packed.tobytes())
-        out_bytes = (net.n_out * net.output.width + 7) // 8
+        out_bytes = (design.n_out * design.output.width + 7) // 8
         config = {"seed": int(seed), "stall_fraction": fraction, "stall_burst": STALL_BURST,
                   "in_bytes": packed.shape[1], "out_bytes": out_bytes,
                   "idle_limit": 10_000, "drain_cycles": 16}
@@ -147,7 +191,7 @@ def run(net, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilo
         runner = get_runner("verilator")
         start = time.perf_counter()
         try:
-            runner.test(test_module=_TB_MODULE, hdl_toplevel=net.name, build_dir=bdir,
+            runner.test(test_module=_TB_MODULE, hdl_toplevel=design.name, build_dir=bdir,
                         hdl_toplevel_lang="verilog",
                         test_dir=run_dir, results_xml=str(run_dir / "results.xml"),
                         extra_env={"STRASSEN_HW_SIM_DIR": str(run_dir)},
@@ -166,10 +210,10 @@ def run(net, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilo
             raise SimulationError(status["error"])
         rows = np.frombuffer((run_dir / "outputs.bin").read_bytes(), dtype=np.uint8)
         rows = rows.reshape(-1, out_bytes)
-        outputs = unpack(rows, net.n_out, net.output.width, net.output.signed)
+        outputs = unpack(rows, design.n_out, design.output.width, design.output.signed)
         trace = None
         if waves:
-            trace = Path(f"{net.name}.vcd" if waves is True else waves).resolve()
+            trace = Path(f"{design.name}.vcd" if waves is True else waves).resolve()
             shutil.move(run_dir / "dump.vcd", trace)
         return SimResult(outputs=outputs, cycles=status["cycles"],
                          loop_seconds=status["loop_seconds"], sim_seconds=sim_seconds,
@@ -178,20 +222,21 @@ def run(net, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilo
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def simulate(net, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilog=None):
+def simulate(design, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilog=None):
     """The hardware's outputs for ``inputs``: int64 array (N, n_out), in order.
     See :func:`run` for the parameters."""
-    return run(net, inputs, seed=seed, stalls=stalls, waves=waves, build_dir=build_dir,
+    return run(design, inputs, seed=seed, stalls=stalls, waves=waves, build_dir=build_dir,
                verilog=verilog).outputs
 
 
-def check(net, inputs, **kwargs):
-    """Simulate ``net`` on ``inputs`` (see :func:`run`) and compare every output with
-    :func:`strassen_hw.reference.forward`, exactly. Returns the :class:`SimResult`; raises
-    :class:`Mismatch` naming the first differing vector and output."""
-    x = check_inputs(net, inputs)
-    result = run(net, x, **kwargs)
-    expected = forward(net, x)
+def check(design, inputs, *, verilog=None, **kwargs):
+    """Simulate ``design`` (a :class:`Design` or a network) on ``inputs`` (see :func:`run`)
+    and compare every output with its reference, exactly. Returns the :class:`SimResult`;
+    raises :class:`Mismatch` naming the first differing vector and output."""
+    x = check_inputs(design, inputs)
+    design = _design(design, verilog)
+    result = run(design, x, **kwargs)
+    expected = design.reference(x)
     differ = result.outputs != expected
     if differ.any():
         i, j = (int(k) for k in np.argwhere(differ)[0])
@@ -209,7 +254,7 @@ def extreme_vectors(net):
     lo, hi = net.input.min, net.input.max
     alternate = np.where(np.arange(net.n_in) % 2 == 0, lo, hi)
     rows = [np.full(net.n_in, lo), np.full(net.n_in, hi), alternate, lo + hi - alternate]
-    for row in net.layers[0].w_b if getattr(net, "layers", ()) else ():
+    for row in net.layers[0].w_b:
         rows += [np.where(row > 0, hi, lo), np.where(row > 0, lo, hi)]
     return np.stack(rows).astype(np.int64)
 

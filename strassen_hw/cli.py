@@ -216,7 +216,9 @@ def cmd_discover(args):
                       progress=True, **overrides)
     n, first = args.size, result.first
     if first is not None and args.pick == "fewest-adders":
-        first, adders = _fewest_adders(result.solutions)
+        from .frozen import Format
+        from .hw.bilinear import fewest_adders
+        first, adders = fewest_adders(result.solutions, Format(8, True))  # generate's default
     print(f"{result.restarts} restart(s) of {n}x{n}, r={args.rank}, recipe '{args.recipe}' "
           f"on {result.device}: {int(result.exact.sum())} exact ({100 * result.rate:.1f}%), "
           f"{result.distinct()} distinct, {result.seconds:.1f} s; "
@@ -241,19 +243,6 @@ def cmd_discover(args):
     for name, w in (("W_a", first.w_a), ("W_b", first.w_b), ("W_c", first.w_c)):
         print(_format_matrix(name, w))
     return 0
-
-
-def _fewest_adders(solutions):
-    """The solution whose multiplier needs the fewest adders (first found on ties), and that
-    number of adders."""
-    from .frozen import Format
-    from .hw.bilinear import BilinearPlan
-    best, fewest = None, None
-    for solution in solutions:
-        adders = BilinearPlan(solution, Format(8, True)).report()["adders"]
-        if fewest is None or adders < fewest:
-            best, fewest = solution, adders
-    return best, fewest
 
 
 def _int_list(text):
@@ -339,9 +328,10 @@ def cmd_freeze(args):
         raise UserError(f"--act-width {args.act_width}: must be 1..32")
     data = digits.load()
     net, report = freeze(result.student, data.x_train, name=args.name, a_width=args.a_width,
-                         act_width=args.act_width, guard_bits=args.guard_bits)
+                         act_width=args.act_width, guard_bits=args.guard_bits,
+                         input_format=data.input_format, input_scale=data.input_scale)
     save(net, args.output)
-    float_pred = float_logits(result.student, data.x_test).argmax(1)
+    float_pred = float_logits(result.student, data.x_test, data.input_scale).argmax(1)
     frozen_pred = forward(net, data.x_test).argmax(1)
     float_acc = float(np.mean(float_pred == data.y_test))
     frozen_acc = float(np.mean(frozen_pred == data.y_test))

@@ -137,13 +137,14 @@ def run_demo(*, quick=False, seed=0, out_dir="runs/demo", cache_dir=None, progre
     config = TrainConfig(seed=seed, **{**(QUICK if quick else DEFAULT), **(settings or {})})
     data = digits.load()
     result = train_or_load(config, data, cache_dir or default_cache_dir(), progress, say)
-    x_test = torch.as_tensor(data.x_test, dtype=torch.float32) / 16
+    x_test = torch.as_tensor(data.x_test, dtype=torch.float32) * data.input_scale
     y_test = torch.as_tensor(data.y_test)
     teacher_acc = accuracy(result.teacher, x_test, y_test)
-    float_pred = float_logits(result.student, data.x_test).argmax(1)
+    float_pred = float_logits(result.student, data.x_test, data.input_scale).argmax(1)
     student_acc = float((float_pred == data.y_test).mean())
 
-    net, report = freeze(result.student, data.x_train, name="digits")
+    net, report = freeze(result.student, data.x_train, name="digits",
+                         input_format=data.input_format, input_scale=data.input_scale)
     out_dir = Path(out_dir)
     save(net, out_dir / "digits.json")
     expected = forward(net, data.x_test)

@@ -141,3 +141,13 @@ def test_verilator_every_output_equals_matmul():
     result, report = check_bilinear(PAPER_LEARNED, INT8, a, b, name="paper_matmul", seed=2)
     assert result.outputs.shape == (1016, 4)
     assert report["multipliers"] == 7
+
+
+def test_fewest_adders_picks_the_cheapest_algorithm():
+    from strassen_hw.hw.bilinear import fewest_adders
+    naive = _naive(2)
+    # the naive product only adds pairs of products: n²(n-1) = 4 adders, no operand adders
+    best, adders = fewest_adders([STRASSEN, PAPER_LEARNED, naive], INT8)
+    assert best is naive and adders == 4
+    assert fewest_adders([STRASSEN, PAPER_LEARNED], INT8)[0] is not None
+    assert fewest_adders([], INT8) == (None, None)

@@ -173,3 +173,16 @@ def test_without_sharing():
     net = random_network([(11, 9, 7)], seed=12)
     x = _inputs(net, 10)
     assert (_run(StrassenNetwork(net, share=False), x, stall=0.2) == forward(net, x)).all()
+
+
+def test_requant_plans_are_decided_before_elaboration():
+    from strassen_hw.hw.requantize import RequantPlan, requant_plans
+    layer = _layer([[1, 1], [1, -1]], [3, 5], [[1, 1], [-1, 0], [0, 0]], [2, -3, 7],
+                   shift=2, rounding="half_up", relu=True, out=Format(3, True))
+    plans = requant_plans(layer, input_format=INT8)
+    # v0 = 3(x0+x1) + 5(x0-x1) over int8: 3*[-256,254] + 5*[-255,255]
+    assert plans[0] == RequantPlan(-768 - 1275, 762 + 1275, 2 + 2, 2, True, Format(3, True))
+    assert (plans[1].lo, plans[1].hi) == (-762, 768) and plans[2].lo == plans[2].hi == 0
+    assert plans[2].add == 7 + 2 and plans[2].rectified == (2, 2)
+    assert plans[0].saturates == (False, True)
+    assert LayerPlan(layer, INT8).requant == plans

@@ -1,7 +1,7 @@
 """The generated Verilog under Verilator: both tree back-ends against the reference, exactly.
 
 The Amaranth-simulator tests (test_hw_layer.py) cover the Amaranth trees; these cover the
-Verilog text of the trees (:mod:`strassen_hw.hw.tree_verilog`, the default of
+Verilog text of the trees (:mod:`strassen_hw.hw.tree`, the default of
 ``generate_verilog``) on the corner cases of the generator."""
 
 import numpy as np

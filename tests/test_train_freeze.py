@@ -52,13 +52,16 @@ def test_hand_worked_freeze_is_exact():
 
 def test_freeze_refuses_other_modules():
     with pytest.raises(ValueError, match="cannot freeze Linear"):
-        freeze(nn.Sequential(nn.Linear(3, 2)), np.zeros((1, 3), dtype=np.int64))
+        freeze(nn.Sequential(nn.Linear(3, 2)), np.zeros((1, 3), dtype=np.int64),
+               input_format=Format(4, False), input_scale=1 / 16)
 
 
 @pytest.fixture(scope="module")
 def frozen():
     result = quick_result()
-    net, report = freeze(result.student, digits().x_train)
+    data = digits()
+    net, report = freeze(result.student, data.x_train, name="digits",
+                         input_format=data.input_format, input_scale=data.input_scale)
     return result.student, net, report
 
 

@@ -42,6 +42,16 @@ class Digits:
     def n_classes(self):
         return 10
 
+    @property
+    def input_format(self):
+        """Format of the integer pixels (:data:`INPUT_FORMAT`)."""
+        return INPUT_FORMAT
+
+    @property
+    def input_scale(self):
+        """Real value of one pixel step in the models' input (:data:`INPUT_SCALE`)."""
+        return INPUT_SCALE
+
 
 def load():
     """Load the digits and return the fixed :class:`Digits` split (no download needed)."""

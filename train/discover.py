@@ -116,13 +116,8 @@ class DiscoveryResult:
 
 def _twn(w):
     """TWN ternary values and scale per restart (dims after the first)."""
-    import torch
-    a = w.abs()
-    delta = 0.7 * a.mean(dim=(1, 2), keepdim=True)
-    t = torch.where(w > delta, 1.0, torch.where(w < -delta, -1.0, 0.0))
-    mask = t != 0
-    count = mask.sum(dim=(1, 2), keepdim=True).clamp(min=1)
-    alpha = (a * mask).sum(dim=(1, 2), keepdim=True) / count
+    from .quantize import ternarize
+    t, alpha, _ = ternarize(w, dim=(1, 2))
     return t, alpha
 
 

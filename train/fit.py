@@ -100,8 +100,8 @@ def build_models(config):
 
 
 def _tensors(data, device):
-    x_train = torch.as_tensor(data.x_train, dtype=torch.float32, device=device) / 16
-    x_test = torch.as_tensor(data.x_test, dtype=torch.float32, device=device) / 16
+    x_train = torch.as_tensor(data.x_train, dtype=torch.float32, device=device) * data.input_scale
+    x_test = torch.as_tensor(data.x_test, dtype=torch.float32, device=device) * data.input_scale
     y_train = torch.as_tensor(data.y_train, device=device)
     y_test = torch.as_tensor(data.y_test, device=device)
     return x_train, y_train, x_test, y_test

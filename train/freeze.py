@@ -44,7 +44,6 @@ from torch import nn
 from strassen_hw.frozen import Format, FrozenError, FrozenLayer, FrozenNetwork, signed_width
 from strassen_hw.frozen import stage_ranges
 
-from .data import INPUT_FORMAT, INPUT_SCALE
 from .layers import StrassenLinear
 from .quantize import ternarize
 
@@ -204,9 +203,9 @@ def _build(name, floats, relus, peaks, a_width, input_format, input_scale, act_w
     return FrozenNetwork(name=name, input=input_format, layers=layers), info
 
 
-def freeze(model, calibration, *, name="digits", input_format=INPUT_FORMAT,
-           input_scale=INPUT_SCALE, a_width=None, act_width=8, guard_bits=4, logit_width=12,
-           tolerance=0.0, max_logit_error=0.02, max_a_width=16):
+def freeze(model, calibration, *, input_format, input_scale, name="net", a_width=None,
+           act_width=8, guard_bits=4, logit_width=12, tolerance=0.0, max_logit_error=0.02,
+           max_a_width=16):
     """Turn a trained Strassen ``model`` into a frozen integer network.
 
     Parameters
@@ -219,7 +218,8 @@ def freeze(model, calibration, *, name="digits", input_format=INPUT_FORMAT,
     name : str
         Network (and Verilog module) name.
     input_format, input_scale : Format, float
-        The integer input format and the real value of one input unit.
+        The integer input format and the real value of one input unit (of the data set: for
+        the digits ``Digits.input_format`` and ``Digits.input_scale``).
     a_width : int or None
         Signed bits of ã; None picks the smallest that keeps the predictions (``tolerance``).
     act_width, guard_bits, logit_width : int
@@ -271,7 +271,7 @@ def freeze(model, calibration, *, name="digits", input_format=INPUT_FORMAT,
                              layers=info)
 
 
-def float_logits(model, x_int, input_scale=INPUT_SCALE):
+def float_logits(model, x_int, input_scale):
     """Float64 logits of the ternarized ``model`` (what :func:`freeze` approximates)."""
     chain = strassen_chain(model)
     floats = _float_layers(chain)

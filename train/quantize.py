@@ -15,22 +15,28 @@ __all__ = ["DELTA_RATIO", "ternarize", "ternary_ste", "TernaryQuantizer"]
 DELTA_RATIO = 0.7
 
 
-def ternarize(weight):
+def ternarize(weight, dim=None):
     """TWN ternarization of ``weight`` (no gradient).
+
+    ``dim`` (a tuple) are the dimensions one threshold and one scale span, the others index
+    independent matrices (kept, with size 1 on ``dim``); default: all, scalar ``alpha`` and
+    ``delta``.
 
     Returns
     -------
     ternary : Tensor, same shape, values exactly in {-1., 0., 1.}
-    alpha : scalar Tensor, mean |W| over the kept entries (0 when none is kept)
-    delta : scalar Tensor, the threshold Δ
+    alpha : Tensor, mean |W| over the kept entries (0 when none is kept)
+    delta : Tensor, the threshold Δ
     """
+    # the whole tensor reduces without dim: the same floats as a plain mean and sum
+    over = {} if dim is None else {"dim": dim, "keepdim": True}
     with torch.no_grad():
         magnitude = weight.abs()
-        delta = DELTA_RATIO * magnitude.mean()
+        delta = DELTA_RATIO * magnitude.mean(**over)
         keep = magnitude > delta
         ternary = torch.sign(weight) * keep
-        count = keep.sum()
-        alpha = torch.where(count > 0, (magnitude * keep).sum() / count.clamp(min=1),
+        count = keep.sum(**over)
+        alpha = torch.where(count > 0, (magnitude * keep).sum(**over) / count.clamp(min=1),
                             torch.zeros_like(delta))
     return ternary, alpha, delta
 

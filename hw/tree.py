@@ -1,0 +1,232 @@
+"""The pipelined ternary adder tree as one component, and the stream skeleton around it.
+
+:class:`TernaryAdderTree` computes the rows of an :class:`~.graph.AdderGraph` with the registers
+of its :class:`~.graph.Schedule`. It elaborates in one of two ways, chosen in one place
+(:meth:`TernaryAdderTree.elaborate`):
+
+* Amaranth statements: always when there is no platform (``amaranth.back.verilog.convert``
+  with default arguments, ``amaranth.sim.Simulator``), and for ``backend="amaranth"``.
+* Verilog text (``backend="verilog"``, the default) when a platform is given: the module
+  text is printed straight from the graph and schedule (:func:`tree_verilog`), handed to
+  ``platform.add_file`` and instantiated. Amaranth lowers every adder to a bit-level netlist
+  and checks it for combinational cycles, so its cost grows with adders × width²; the text is
+  printed in seconds for a 256→256→256 layer. :func:`convert` (used by ``generate``) passes
+  the stand-in platform :data:`APPENDED`: the tree modules are then instantiated and their
+  texts, made from the plans of the trees that the top component built, are appended to
+  the output, so it is complete.
+
+Both ways compute the same nodes in the same widths with the same registers; the quick tests
+prove them equivalent with Yosys on random graphs.
+"""
+
+from amaranth.back import verilog
+from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, Signal, Value, signed,
+                          unsigned)
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .graph import value_shape
+
+__all__ = ["TernaryAdderTree", "range_shape", "stream_pipeline", "tree_verilog", "convert",
+           "APPENDED"]
+
+#: Stand-in platform for :func:`convert`: text trees are instantiated, their texts appended.
+APPENDED = object()
+
+
+def range_shape(lo, hi):
+    """Smallest Amaranth shape holding every integer in ``[lo, hi]`` (:func:`value_shape`)."""
+    width, is_signed = value_shape(lo, hi)
+    return signed(width) if is_signed else unsigned(width)
+
+
+def fit(value, lo, hi):
+    """``value`` (known to lie in ``[lo, hi]``) cut or extended to the exact shape of that
+    range."""
+    value = Value.cast(value)
+    shape = range_shape(lo, hi)
+    if value.shape() == shape:
+        return value
+    if len(value) < shape.width:
+        extra = shape.width - len(value)
+        value = Cat(value, value[-1].replicate(extra) if value.shape().signed else Const(0, extra))
+    value = value[:shape.width]
+    return value.as_signed() if shape.signed else value
+
+
+def unpack(word, ranges):
+    """The values packed in ``word`` (first in the low bits), each in the shape of its range."""
+    out, offset = [], 0
+    for lo, hi in ranges:
+        shape = range_shape(lo, hi)
+        part = word[offset:offset + shape.width]
+        out.append(part.as_signed() if shape.signed else part)
+        offset += shape.width
+    return out
+
+
+def register(regs, name, items, chunk=16384):
+    """Registers holding every ``(value, lo, hi)`` of ``items`` (statements appended to
+    ``regs``); returns the registered values, each in the exact shape of its range. Values are
+    packed into wide Signals (``name``, ``name_1``, ... of at most ``chunk`` bits): Amaranth's
+    cost is per signal and per bit."""
+    widths = [value_shape(lo, hi)[0] for _, lo, hi in items]
+    out, start, count = [], 0, 0
+    while start < len(items):
+        stop, width = start, 0
+        while stop < len(items) and (stop == start or width + widths[stop] <= chunk):
+            width += widths[stop]
+            stop += 1
+        reg = Signal(width, reset_less=True, name=f"{name}_{count}" if count else name)
+        count += 1
+        regs.append(reg.eq(Cat(*(fit(v, lo, hi) for v, lo, hi in items[start:stop]))))
+        out += unpack(reg, [(lo, hi) for _, lo, hi in items[start:stop]])
+        start = stop
+    return out
+
+
+def stream_pipeline(m, i, o, latency):
+    """The stream skeleton of a pipeline of ``latency`` cycles from stream ``i`` to ``o``:
+    the clock enable ``en = ~o.valid | o.ready`` (returned; it stalls the whole pipeline under
+    back-pressure, and is ``i.ready``) and a shift register of valid bits."""
+    en = Signal()
+    valid = Signal(latency, name="valid")
+    m.d.comb += [en.eq(~o.valid | o.ready), i.ready.eq(en), o.valid.eq(valid[-1])]
+    with m.If(en):
+        m.d.sync += valid.eq(Cat(i.valid, valid[:-1]))
+    return en
+
+
+class TernaryAdderTree(wiring.Component):
+    """The rows of an adder graph, pipelined by its schedule.
+
+    Parameters
+    ----------
+    graph : AdderGraph
+    schedule : Schedule
+        Of ``graph``.
+    name : str
+        Verilog module name of the text back end.
+    backend : ``"verilog"`` or ``"amaranth"``
+        How to elaborate when a platform is given (see the module notes).
+
+    Attributes
+    ----------
+    x : In(unsigned)
+        Every input, input 0 in the low bits, each in the exact width of its range.
+    y : Out(unsigned)
+        The node of every non-zero row, packed the same way (the caller applies the row sign).
+    en : In(1)
+        Clock enable of the registers.
+    """
+
+    def __init__(self, graph, schedule, name, backend="verilog"):
+        if backend not in ("verilog", "amaranth"):
+            raise ValueError(f"backend must be 'verilog' or 'amaranth', not {backend!r}")
+        self.graph, self.schedule, self.name, self.backend = graph, schedule, name, backend
+        g = graph
+        self.input_ranges = [(g.lo[k], g.hi[k]) for k in range(g.n_inputs)]
+        self.row_ranges = [(g.lo[row[0]], g.hi[row[0]]) for row in g.rows if row]
+        super().__init__({
+            "x": In(sum(value_shape(*r)[0] for r in self.input_ranges)),
+            "y": Out(sum(value_shape(*r)[0] for r in self.row_ranges)),
+            "en": In(1),
+        })
+
+    @property
+    def text(self):
+        """Whether a platform turns this tree into Verilog text (a text module exists)."""
+        return self.backend == "verilog" and self.graph.adders > 0
+
+    def rows(self, y=None):
+        """``(value, sign)`` of every row (``None`` for a zero row) sliced from ``y``."""
+        values = iter(unpack(self.y if y is None else y, self.row_ranges))
+        return [None if row is None else (next(values), row[1]) for row in self.graph.rows]
+
+    def verilog(self):
+        """The Verilog text of the module (:func:`tree_verilog`)."""
+        return tree_verilog(self.graph, self.schedule, self.name)
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.text and platform is not None:
+            if platform is not APPENDED:
+                platform.add_file(f"{self.name}.v", self.verilog())
+            m.submodules.tree = Instance(self.name, i_clk=ClockSignal(), i_en=self.en,
+                                         i_x=self.x, o_y=self.y)
+            return m
+        g, sched = self.graph, self.schedule
+        value = unpack(self.x, self.input_ranges) + [None] * g.adders
+        regs = []
+        for t in range(sched.stages + 1):
+            if t:
+                live = sched.registered[t - 1]
+                held = register(regs, f"s{t}", [(value[n], g.lo[n], g.hi[n]) for n in live])
+                for node, reg in zip(live, held):
+                    value[node] = reg
+            for node in sched.computed[t]:
+                a, b = value[g.a[node]], value[g.b[node]]
+                value[node] = fit(a - b if g.sub[node] else a + b, g.lo[node], g.hi[node])
+        with m.If(self.en):
+            m.d.sync += regs
+        rows = [fit(value[row[0]], g.lo[row[0]], g.hi[row[0]]) for row in g.rows if row]
+        m.d.comb += self.y.eq(Cat(*rows))
+        return m
+
+
+def tree_verilog(graph, schedule, name):
+    """Verilog module ``name`` (ports ``clk``, ``en``, ``x``, ``y`` of :class:`TernaryAdderTree`)
+    computing ``graph``, with the registers (updated when ``en``) of ``schedule``.
+
+    Every operand is made signed (an unsigned node gets a zero bit on top), so each sum is
+    computed sign-extended to the width of the widest operand or of the result, and the result,
+    known to fit its declared width, is cut to it exactly.
+    """
+    g = graph
+    shape = [value_shape(g.lo[k], g.hi[k]) for k in range(len(g))]
+    x_width = sum(shape[k][0] for k in range(g.n_inputs))
+    y_width = sum(shape[row[0]][0] for row in g.rows if row)
+    lines = [f"module {name}(clk, en, x, y);", "  input clk;", "  input en;",
+             f"  input [{x_width - 1}:0] x;", f"  output [{y_width - 1}:0] y;"]
+
+    def decl(kind, node, label):
+        width, is_signed = shape[node]
+        return f"  {kind}{' signed' if is_signed else ''} [{width - 1}:0] {label}"
+
+    current = {}                       # node -> name of its value in the current stage
+    offset = 0
+    for node in range(g.n_inputs):
+        width = shape[node][0]
+        lines.append(decl("wire", node, f"n{node}") + f" = x[{offset + width - 1}:{offset}];")
+        current[node] = f"n{node}"
+        offset += width
+
+    def operand(node):
+        label = current[node]
+        return label if shape[node][1] else f"$signed({{1'b0, {label}}})"
+
+    for t in range(schedule.stages + 1):
+        if t and schedule.registered[t - 1]:
+            updates = []
+            for node in schedule.registered[t - 1]:
+                label = f"n{node}_s{t}"
+                lines.append(decl("reg", node, label) + ";")
+                updates.append(f"      {label} <= {current[node]};")
+                current[node] = label
+            lines += ["  always @(posedge clk)", "    if (en) begin", *updates, "    end"]
+        for node in schedule.computed[t]:
+            op = "-" if g.sub[node] else "+"
+            lines.append(decl("wire", node, f"n{node}")
+                         + f" = {operand(g.a[node])} {op} {operand(g.b[node])};")
+            current[node] = f"n{node}"
+    outputs = [current[row[0]] for row in g.rows if row]
+    lines.append(f"  assign y = {{{', '.join(reversed(outputs))}}};")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
+
+
+def convert(top, name, trees):
+    """Verilog text of the component ``top`` (module ``name``, no source locations) with the
+    text of every tree of ``trees`` that it instantiates appended: complete, byte-identical."""
+    text = verilog.convert(top, name=name, emit_src=False, platform=APPENDED)
+    return text + "".join(f"\n{tree.verilog()}" for tree in trees if tree.text)
