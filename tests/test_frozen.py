@@ -162,7 +162,7 @@ def test_cli_random_then_reference(tmp_path):
     bad = subprocess.run(run + ["reference", str(net), "--inputs", str(x), "-o", str(y)],
                          capture_output=True, text=True)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == ("strassen-hw: error: inputs have shape (2, 5); "
+    assert bad.stderr.strip() == (f"strassen-hw: error: {x}: inputs have shape (2, 5); "
                                   "the network takes (N, 6)")
     assert "Traceback" not in bad.stderr
 
