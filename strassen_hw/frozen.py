@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = [
     "FORMAT", "VERSION", "ROUNDING", "MAX_SHIFT", "MAX_NAME",
-    "FrozenError", "Format", "FrozenLayer", "FrozenNetwork",
+    "FrozenError", "Format", "FrozenLayer", "FrozenNetwork", "check_name",
     "load", "save", "random_network",
 ]
 
@@ -513,7 +513,11 @@ def atomic_write(path, data):
     try:
         if os.path.isdir(path):
             raise IsADirectoryError(21, "is a folder; give a file name", path)
-        os.makedirs(directory, exist_ok=True)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise NotADirectoryError(20, f"cannot make the folder {directory}: a file is in "
+                                         "the way", path) from None
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
     except OSError as e:
         raise OSError(e.errno, e.strerror, path) from None

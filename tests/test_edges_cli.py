@@ -1,7 +1,6 @@
 """Issue 10, one test per class of problem: exact answers at any width, and every bad input
 refused with the one line it must show (exit status 2, no traceback, no output written)."""
 
-import json
 import os
 
 import numpy as np
@@ -128,6 +127,8 @@ def test_output_onto_a_folder_or_into_a_read_only_one(files, capsys):
     assert _err(capsys, main(["reference", str(net), "--inputs", str(x), "-o", str(tmp / "d")])
                 ).endswith(f"{tmp / 'd'}: is a folder; give a file name")
     assert os.listdir(tmp / "d") == []
+    assert "a file is in the way" in _err(capsys, main(
+        ["reference", str(net), "--inputs", str(x), "-o", str(x / "y.npy")]))
     if os.geteuid() != 0:           # root writes anywhere
         (tmp / "ro").mkdir(mode=0o555)
         assert "Permission denied" in _err(capsys, main(
