@@ -244,3 +244,26 @@ def test_waves_are_limited_and_sized_before_writing(files, capsys, monkeypatch):
     assert status == 2 and seen == {"vectors": extremes + 100, "waves": "net.vcd"}
     assert f"waves: tracing {extremes + 100} vectors into net.vcd, about " in err
     assert " MB (fewer with --vectors)" in err
+
+
+@pytest.mark.verilator
+def test_the_hardware_agrees_past_64_bits():
+    """Wide intermediates are accepted because the hardware is exact there too: the Verilated
+    design equals the reference (and the Python-integer value) with v near -2^70."""
+    from strassen_hw.sim import check, test_vectors
+    net = _wide()
+    x = test_vectors(net, 200, seed=5)
+    result = check(net, x, seed=5)
+    v = 4 * ((1 << 31) - 1) * (64 * -(1 << 31))
+    assert result.outputs[0].tolist() == [v >> 40, (v - 1) >> 40]     # all-minimum vector
+
+
+@pytest.mark.verilator
+def test_the_hardware_of_one_bit_in_and_out():
+    """The narrowest network: one 1-bit input, one 1-bit output (the ports are scalars)."""
+    from strassen_hw.sim import simulate
+    layer = FrozenLayer(w_b=[[-1]], a_tilde=[1], a_width=2, w_c=[[1]], bias=[-1], bias_width=1,
+                        output=Format(1, True))
+    net = FrozenNetwork("onebit", Format(1, True), [layer])
+    x = np.array([[0], [-1], [-1], [0]])
+    assert simulate(net, x, seed=1).tolist() == [[-1], [0], [0], [-1]]   # -x - 1, by hand
