@@ -432,7 +432,9 @@ def from_json(doc):
     """Build a validated :class:`FrozenNetwork` from the decoded JSON document ``doc``."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         _fail("", _what_it_is(doc))
-    version = doc.get("version")
+    if "version" not in doc:
+        _fail("network", "missing field 'version'")
+    version = doc["version"]
     if type(version) is not int or version != VERSION:
         _fail("", f"version {_show(version)} is not supported; this strassen-hw reads version "
                   f"{VERSION} (the integer 1)")

@@ -123,7 +123,7 @@ def check_inputs(net, x):
         raise FrozenError(f"inputs have dtype {x.dtype}; give integers")
     if bad.any():
         i, j = _first(bad)
-        value = x[i, j] if kind == "O" else int(x[i, j])
+        value = int(x[i, j]) if kind in "iu" else x[i, j]
         raise FrozenError(f"input [{i}][{j}] = {value} is outside the network input range "
                           f"{lo}..{hi}")
     return x.astype(np.int64)
