@@ -35,8 +35,8 @@ def _int_type(lo, hi=None):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < lo or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(
-                f"{value}: must be {lo}..{hi}" if hi is not None else f"{value}: must be >= {lo}")
+            raise argparse.ArgumentTypeError(f"{value}: must be {lo}..{hi}" if hi is not None
+                                             else f"{value}: must be at least {lo}")
         return value
     return parse
 

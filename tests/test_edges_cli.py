@@ -143,18 +143,18 @@ def test_output_onto_a_folder_or_into_a_read_only_one(files, capsys):
     (["random", "--shape", "2,2,2", "--a-width", "-3", "-o", "n.json"],
      "argument --a-width: -3: must be 1..32"),
     (["random", "--shape", "2,2,2", "--seed", "-1", "-o", "n.json"],
-     "argument --seed: -1: must be >= 0"),
+     "argument --seed: -1: must be at least 0"),
     (["random", "--shape", "2,2,2", "--name", "r\u00e9seau", "-o", "n.json"],
      "--name: 'name' = 'réseau' is not a valid network name"),
     (["random", "--shape", "2,2,2", "--name", "x" * 5000, "-o", "n.json"],
      "use 1 to 64 ASCII letters, digits and underscores"),
-    (["simulate", "n.json", "--seed", "-1"], "argument --seed: -1: must be >= 0"),
+    (["simulate", "n.json", "--seed", "-1"], "argument --seed: -1: must be at least 0"),
     (["simulate", "n.json", "--vectors", "x"], "argument --vectors/--count: 'x' is not an int"),
     (["reference", "n.json"], "the following arguments are required: --inputs, -o/--output"),
     (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
     ([], "the following arguments are required: COMMAND (see 'strassen-hw --help')"),
     (["freeze", "m.pt", "--guard-bits", "-1", "-o", "n.json"],
-     "argument --guard-bits: -1: must be >= 0"),
+     "argument --guard-bits: -1: must be at least 0"),
 ])
 def test_option_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
