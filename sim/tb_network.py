@@ -89,7 +89,8 @@ class StreamMonitor:
 
     def sample(self):
         if self._ready_out and self.valid.value:
-            self.words.append(self.payload.value.to_unsigned())
+            value = self.payload.value       # a 1-bit port reads as Logic, wider as LogicArray
+            self.words.append(value.to_unsigned() if hasattr(value, "to_unsigned") else int(value))
             return True
         return False
 

@@ -5,16 +5,44 @@ Every subcommand is one small function. Errors a user can fix print one line,
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from .frozen import FrozenError
 
 __all__ = ["main"]
 
 
 class UserError(Exception):
     """An error the user can fix; printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line, like every other error of the command."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def _int_type(lo, hi=None):
+    """An argparse type: an integer in ``lo..hi`` (no upper bound when ``hi`` is None)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"{value}: must be {lo}..{hi}" if hi is not None
+                                             else f"{value}: must be at least {lo}")
+        return value
+    return parse
+
+
+_SEED = _int_type(0)
+_WIDTH = _int_type(1, 32)
 
 
 def _shape(text):
@@ -27,13 +55,75 @@ def _shape(text):
     return n_in, r, n_out
 
 
+def _not_an_input(output, flag, *inputs):
+    """Refuse an output path that is one of the input files (it would be overwritten)."""
+    for given in inputs:
+        if given is None:
+            continue
+        same = Path(output).resolve() == Path(given).resolve()
+        try:
+            same = same or Path(output).samefile(given)
+        except OSError:
+            pass
+        if same:
+            raise UserError(f"{flag} {output}: is also an input of this command; write the "
+                            "output to another file")
+
+
 def _load_npy(path, what):
+    """The 2-D array of a .npy file, read without pickles. The header is checked before any
+    data is read, so a damaged or huge claim costs nothing; dtype and values are checked by
+    :func:`strassen_hw.reference.check_inputs`."""
+    from numpy.lib import format as npy
+    hint = "write it with numpy.save(path, x) from an integer array of shape (N, n_in)"
     try:
-        return np.load(path, allow_pickle=False)
+        f = open(path, "rb")
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file (the {what} .npy)")
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: not a numpy .npy file of integers ({e})")
+        raise UserError(f"{path}: no such file (the {what} .npy)") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    with f:
+        try:
+            version = npy.read_magic(f)
+        except ValueError:
+            raise UserError(f"{path}: not a .npy file (no numpy header); {hint}") from None
+        try:
+            if version == (1, 0):
+                shape, fortran, dtype = npy.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = npy.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"version {version}")
+        except ValueError:
+            raise UserError(f"{path}: damaged .npy header; {hint}") from None
+        if dtype.hasobject:
+            raise UserError(f"{path}: holds Python objects (a pickled array), which are not "
+                            f"read; {hint}")
+        if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+            raise UserError(f"{path}: holds {dtype} values, not integers; {hint}")
+        count = 1
+        for n in shape:
+            count *= n
+        need, have = count * dtype.itemsize, os.fstat(f.fileno()).st_size - f.tell()
+        if need > have:
+            raise UserError(f"{path}: truncated: its header announces shape {shape} ({need:,} "
+                            f"bytes) but {have:,} bytes follow")
+        if len(shape) != 2:
+            raise UserError(f"{path}: holds an array of shape {shape}; the {what} must be 2-D "
+                            "(N, n_in): reshape one vector to (1, n_in)")
+        if shape[0] == 0:
+            raise UserError(f"{path}: holds no vectors (shape {shape})")
+        data = np.fromfile(f, dtype=dtype, count=count)
+    return data.reshape(shape, order="F" if fortran else "C")
+
+
+def _inputs(net, path):
+    """The checked int64 inputs of ``net`` from the .npy file ``path``."""
+    from .reference import check_inputs
+    try:
+        return check_inputs(net, _load_npy(path, "inputs"))
+    except FrozenError as e:
+        raise UserError(f"{path}: {e}") from None
 
 
 def _save_npy(path, array):
@@ -45,10 +135,34 @@ def _save_npy(path, array):
     atomic_write(path, buffer.getvalue())
 
 
+def _is_solution(path):
+    """True for a matrix-multiplication solution file (from 'discover'), False otherwise
+    (a frozen network, or something the network loader will name)."""
+    from .matmul import is_algorithm_file
+    try:
+        return is_algorithm_file(path)
+    except RecursionError:
+        return False
+
+
+def _not_for(args, kind, *options):
+    """Refuse the options of ``options`` (attribute names) that were given but do not apply to
+    the design kind ``kind``."""
+    for option in options:
+        value = getattr(args, option)
+        if value not in (None, False):
+            raise UserError(f"--{option.replace('_', '-')}: does not apply to {kind}; "
+                            "remove it")
+
+
 # --- subcommands ------------------------------------------------------------------------------
 
 def cmd_random(args):
-    from .frozen import random_network, save
+    from .frozen import check_name, random_network, save
+    try:
+        check_name(args.name)
+    except FrozenError as e:
+        raise UserError(f"--name: {str(e).removeprefix('network: ')}") from None
     net = random_network(args.shape, seed=args.seed, name=args.name,
                          input_width=args.input_width, a_width=args.a_width)
     save(net, args.output)
@@ -59,8 +173,9 @@ def cmd_random(args):
 def cmd_reference(args):
     from .frozen import load
     from .reference import forward
+    _not_an_input(args.output, "-o", args.network, args.inputs)
     net = load(args.network)
-    y = forward(net, _load_npy(args.inputs, "inputs"))
+    y = forward(net, _inputs(net, args.inputs))
     _save_npy(args.output, y)
     print(f"wrote {args.output}: {y.shape[0]} vector(s) of {y.shape[1]} output(s)")
 
@@ -68,17 +183,14 @@ def cmd_reference(args):
 def cmd_generate(args):
     from .frozen import load
     from .hw import generate
-    from .matmul import is_algorithm_file
-    if is_algorithm_file(args.network):
+    if _is_solution(args.network):
+        _not_for(args, "solution files", "levels_per_stage", "no_share")
         return _generate_matmul(args)
+    _not_for(args, "frozen networks", "name", "operand_width")
     net = load(args.network)
-    if args.levels_per_stage < 1:
-        raise UserError(f"--levels-per-stage {args.levels_per_stage}: must be at least 1")
-    try:
-        result = generate(net, args.output, levels_per_stage=args.levels_per_stage,
-                          share=not args.no_share, progress=True)
-    except OSError as e:
-        raise UserError(f"{args.output}: cannot write the Verilog ({e.strerror or e})")
+    levels = 2 if args.levels_per_stage is None else args.levels_per_stage
+    result = generate(net, args.output, levels_per_stage=levels, share=not args.no_share,
+                      progress=sys.stderr.isatty())
     total = result["total"]
     out = Path(args.output)
     print(f"wrote {out / (net.name + '.v')} and {out / 'report.json'}: "
@@ -89,9 +201,20 @@ def cmd_generate(args):
 
 def _operand(args):
     from .frozen import Format
-    if not 2 <= args.operand_width <= 32:
-        raise UserError(f"--operand-width {args.operand_width}: must be 2..32")
-    return Format(args.operand_width, True)
+    width = 8 if args.operand_width is None else args.operand_width
+    if not 2 <= width <= 32:
+        raise UserError(f"--operand-width {width}: must be 2..32")
+    return Format(width, True)
+
+
+def _solution_name(args):
+    from .frozen import check_name
+    name = args.name or "matmul"
+    try:
+        check_name(name)
+    except FrozenError as e:
+        raise UserError(f"--name: {str(e).removeprefix('network: ')}") from None
+    return name
 
 
 def _generate_matmul(args):
@@ -102,11 +225,8 @@ def _generate_matmul(args):
     if not algorithm.is_exact():
         raise UserError(f"{args.network}: not an exact algorithm (its tensor differs from the "
                         f"{algorithm.n}x{algorithm.n} matrix-multiplication tensor)")
-    name = args.name or "matmul"
-    try:
-        rep = generate_bilinear(algorithm, _operand(args), args.output, name=name)
-    except OSError as e:
-        raise UserError(f"{args.output}: cannot write the Verilog ({e.strerror or e})")
+    name = _solution_name(args)
+    rep = generate_bilinear(algorithm, _operand(args), args.output, name=name)
     n = algorithm.n
     out = Path(args.output)
     print(f"wrote {out / (name + '.v')} and {out / 'report.json'}: {n}x{n} matrix "
@@ -116,66 +236,86 @@ def _generate_matmul(args):
           f"output {rep['output']['width']} bits, latency {rep['latency']} cycles")
 
 
+#: Default random vectors of ``simulate``; with ``--waves``, which traces every one of them.
+_VECTORS, _WAVES_VECTORS = 10_000, 100
+#: Bytes of VCD per register bit per vector (measured: 45 MB per 1,000 vectors at 64,32,32,
+#: 10,468 register bits, 20 % stalls).
+_VCD_BYTES = 4.3
+
+
 def _simulate_network(args):
     """``simulate`` for a frozen network: extremes, random and user vectors, every output
-    checked against the reference."""
+    checked against the reference. ``--outputs`` holds the hardware's outputs for the rows of
+    ``--inputs`` when given (in their order), else for every vector checked."""
     from .frozen import load
-    from .reference import check_inputs
     from .sim import BuildError, Mismatch, SimulationError, ToolError, check, test_vectors
+    _not_for(args, "frozen networks", "name", "operand_width")
+    if args.outputs:
+        _not_an_input(args.outputs, "--outputs", args.design, args.inputs)
     net = load(args.design)
-    x = test_vectors(net, args.vectors, seed=args.seed)
-    extremes = len(x) - args.vectors
-    extra = ""
+    vectors = args.vectors
+    if vectors is None:
+        vectors = _WAVES_VECTORS if args.waves else _VECTORS
+    x = test_vectors(net, vectors, seed=args.seed)
+    extremes = len(x) - vectors
+    extra, given = "", None
     if args.inputs:
-        given = check_inputs(net, _load_npy(args.inputs, "inputs"))
+        given = _inputs(net, args.inputs)
         x = np.concatenate([x, given])
         extra = f", {len(given)} from {args.inputs}"
     waves = f"{net.name}.vcd" if args.waves else False
+    if waves:
+        from .hw import report
+        bits = report(net)["total"]["register_bits"]
+        print(f"waves: tracing {len(x):,} vectors into {waves}, about "
+              f"{_VCD_BYTES * bits * len(x) / 1e6:,.0f} MB (fewer with --vectors)",
+              file=sys.stderr, flush=True)
     print(f"generating the Verilog of {net.name} ...", file=sys.stderr, flush=True)
+
+    def write_outputs(outputs):
+        if args.outputs:
+            _save_npy(args.outputs, outputs if given is None else outputs[len(x) - len(given):])
     try:
         result = check(net, x, seed=args.seed, stalls=not args.no_stalls, waves=waves,
                        progress=True)
     except Mismatch as e:
-        if args.outputs:
-            _save_npy(args.outputs, e.result.outputs)
+        write_outputs(e.result.outputs)
         print(f"FAIL {net.name}: {e}")
         return 1
     except (ToolError, BuildError, SimulationError) as e:
         raise UserError(str(e))
-    if args.outputs:
-        _save_npy(args.outputs, result.outputs)
-    print(f"PASS {net.name}: all {len(x)} vectors ({extremes} extreme, {args.vectors} "
-          f"random{extra}) "
-          f"equal the reference, bit for bit")
+    write_outputs(result.outputs)
+    print(f"PASS {net.name}: all {len(x)} vectors ({extremes} extreme, {vectors} "
+          f"random{extra}) equal the reference, bit for bit")
     built = (f"built in {result.build_seconds:.1f} s" if result.build_seconds
              else "build cached")
     print(f"{len(x)} vectors checked, {result.vectors_per_second:,.0f} vectors/s "
           f"({result.cycles} cycles in {result.loop_seconds:.2f} s; simulator "
           f"{result.sim_seconds:.1f} s in all, {built})")
     if args.outputs:
-        print(f"wrote the hardware's outputs to {args.outputs}")
+        rows = f"the {len(given)} rows of {args.inputs}" if given is not None else \
+            f"all {len(x)} vectors"
+        print(f"wrote the hardware's outputs for {rows} to {args.outputs}")
     if result.waves:
         print(f"waves: {result.waves}")
     return 0
 
 
 def cmd_simulate(args):
-    from .matmul import is_algorithm_file
-    if args.vectors < 0:
-        raise UserError(f"--vectors {args.vectors}: must be >= 0")
-    if not is_algorithm_file(args.design):
+    if not _is_solution(args.design):
         return _simulate_network(args)
-    args.count = args.vectors
+    _not_for(args, "solution files", "inputs", "outputs", "waves")
     from .matmul import load_algorithm
     from .sim import BuildError, Mismatch, SimulationError, ToolError
     from .sim.bilinear import check_bilinear, matmul_vectors
+    count = _VECTORS if args.vectors is None else args.vectors
     algorithm, operand = load_algorithm(args.design), _operand(args)
     if not algorithm.is_exact():
         raise UserError(f"{args.design}: not an exact algorithm (its tensor differs from the "
                         f"{algorithm.n}x{algorithm.n} matrix-multiplication tensor)")
-    a, b = matmul_vectors(algorithm.n, operand, args.count, seed=args.seed)
+    a, b = matmul_vectors(algorithm.n, operand, count, seed=args.seed)
     try:
-        result, rep = check_bilinear(algorithm, operand, a, b, name=args.name or "matmul",
+        result, rep = check_bilinear(algorithm, operand, a, b, name=_solution_name(args),
                                      seed=args.seed, stalls=not args.no_stalls)
     except Mismatch as e:
         print(f"FAIL: {e}")
@@ -183,7 +323,7 @@ def cmd_simulate(args):
     except (ToolError, BuildError, SimulationError) as e:
         raise UserError(str(e))
     n = algorithm.n
-    print(f"PASS: all {len(a)} pairs ({len(a) - args.count} extreme, {args.count} random) of "
+    print(f"PASS: all {len(a)} pairs ({len(a) - count} extreme, {count} random) of "
           f"{n}x{n} int{operand.width} matrices give exactly A @ B with {rep['multipliers']} "
           f"multipliers (naive {rep['naive_multipliers']}); {result.cycles} cycles")
     return 0
@@ -318,6 +458,7 @@ def cmd_freeze(args):
     from .train import data as digits
     from .train.fit import load_checkpoint
     from .train.freeze import float_logits, freeze
+    _not_an_input(args.output, "-o", args.checkpoint)
     try:
         result = load_checkpoint(args.checkpoint)
     except ValueError as e:
@@ -372,7 +513,7 @@ def cmd_demo(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="strassen-hw",
         description="StrassenNets layers as bit-exact hardware: ternary adder trees and "
                     "r multipliers per layer.")
@@ -381,10 +522,11 @@ def build_parser():
     p = sub.add_parser("random", help="write a random valid frozen network")
     p.add_argument("--shape", type=_shape, action="append", required=True,
                    metavar="N_IN,R,N_OUT", help="one layer (repeat for more layers)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--name", default="net", help="network (and Verilog module) name")
-    p.add_argument("--input-width", type=int, default=8, help="signed input bits (default 8)")
-    p.add_argument("--a-width", type=int, default=8, help="signed bits of ã (default 8)")
+    p.add_argument("--input-width", type=_WIDTH, default=8,
+                   help="signed input bits, 1..32 (default 8)")
+    p.add_argument("--a-width", type=_WIDTH, default=8, help="signed bits of ã, 1..32 (default 8)")
     p.add_argument("-o", "--output", required=True, metavar="NET")
     p.set_defaults(func=cmd_random)
 
@@ -398,10 +540,10 @@ def build_parser():
     p.add_argument("network", metavar="NET")
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="writes DIR/<name>.v and DIR/report.json")
-    p.add_argument("--operand-width", type=int, default=8, metavar="W",
+    p.add_argument("--operand-width", type=int, metavar="W",
                    help="solution files: signed bits of each entry of A and B (default 8)")
     p.add_argument("--name", help="solution files: Verilog module name (default matmul)")
-    p.add_argument("--levels-per-stage", type=int, default=2, metavar="K",
+    p.add_argument("--levels-per-stage", type=_int_type(1), metavar="K",
                    help="networks: adder levels between pipeline registers (default 2)")
     p.add_argument("--no-share", action="store_true",
                    help="networks: no sharing of common sub-sums between rows")
@@ -411,17 +553,19 @@ def build_parser():
                                         "output (a network, or a discovered solution)")
     p.add_argument("design", metavar="NET_OR_SOLUTION",
                    help="a frozen network, or a solution file from 'discover'")
-    p.add_argument("--vectors", "--count", dest="vectors", type=int, default=10000,
-                   metavar="N", help="random vectors, after the extremes (default 10000)")
-    p.add_argument("--seed", type=int, default=0, help="random vectors and stalls (default 0)")
+    p.add_argument("--vectors", "--count", dest="vectors", type=_int_type(0), metavar="N",
+                   help=f"random vectors, after the extremes (default {_VECTORS:,}; "
+                        f"{_WAVES_VECTORS} with --waves)")
+    p.add_argument("--seed", type=_SEED, default=0, help="random vectors and stalls (default 0)")
     p.add_argument("--inputs", metavar="X.npy", help="networks: also check these inputs (N, n_in)")
     p.add_argument("--outputs", metavar="Y.npy",
-                   help="networks: write the hardware's outputs, in input order")
+                   help="networks: write the hardware's outputs for the rows of --inputs, in "
+                        "order (without --inputs: for every vector checked, extremes first)")
     p.add_argument("--waves", action="store_true",
-                   help="networks: write a VCD trace of every signal to <name>.vcd and print "
-                        "its path (large: ~45 MB per 1000 vectors at 64,32,32; use few --vectors)")
+                   help="networks: write a VCD trace of every signal to <name>.vcd (large: "
+                        "~45 MB per 1,000 vectors at 64,32,32; prints the expected size first)")
     p.add_argument("--no-stalls", action="store_true", help="no random stalls/back-pressure")
-    p.add_argument("--operand-width", type=int, default=8, metavar="W",
+    p.add_argument("--operand-width", type=int, metavar="W",
                    help="solution files: signed bits of each entry of A and B (default 8)")
     p.add_argument("--name", help="solution files: Verilog module name (default matmul)")
     p.set_defaults(func=cmd_simulate)
@@ -432,7 +576,7 @@ def build_parser():
     p.add_argument("--rank", type=int, default=7, metavar="R", help="products (default 7)")
     p.add_argument("--restarts", type=int, default=1000, metavar="K",
                    help="random restarts, trained together (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--recipe", choices=("default", "paper"), default="default",
                    help="'paper': the paper's SGD + TWN protocol (slow, ~1%% exact)")
     p.add_argument("--fit-steps", type=int, metavar="S", help="override the full-precision steps")
@@ -452,7 +596,7 @@ def build_parser():
     # not "--r": torchrun would take it for an abbreviation of its own options
     p.add_argument("--products", type=_int_list, default=(48, 30), metavar="R1,R2",
                    help="r, the products of the hidden and of the output layer (default 48,30)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--teacher-epochs", type=int, default=60, metavar="N")
     p.add_argument("--epochs", type=_int_list, default=(60, 60, 30), metavar="E1,E2,E3",
                    help="epochs of the phases full precision, quantized, ternary fixed "
@@ -475,14 +619,14 @@ def build_parser():
                    help="signed bits of ã (default: the smallest that keeps the predictions)")
     p.add_argument("--act-width", type=int, default=8,
                    help="unsigned bits of hidden activations (default 8)")
-    p.add_argument("--guard-bits", type=int, default=4,
+    p.add_argument("--guard-bits", type=_int_type(0), default=4,
                    help="product bits kept below each layer's output step (default 4)")
     p.set_defaults(func=cmd_freeze)
 
     p = sub.add_parser("demo", help="train, freeze, generate and simulate the digits network; "
                                     "print accuracy and operation counts")
     p.add_argument("--quick", action="store_true", help="a small network, few epochs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--json", metavar="PATH",
                    help="also write the table as JSON rows (model, accuracy, multiplications, "
                         "additions)")
@@ -496,18 +640,24 @@ def build_parser():
 
 
 def main(argv=None):
-    from .frozen import FrozenError
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+    Every error a user can fix (including argparse's) is one line on stderr and status 2."""
     try:
+        args = build_parser().parse_args(argv)
         status = args.func(args)
     except (UserError, FrozenError) as e:
-        print(f"strassen-hw: error: {e}", file=sys.stderr)
-        return 2
+        return _error(e)
+    except OSError as e:          # a file that cannot be read or written
+        return _error(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else e)
     except KeyboardInterrupt:
         print("strassen-hw: interrupted", file=sys.stderr)
         return 130
     return status or 0
+
+
+def _error(message):
+    print(f"strassen-hw: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

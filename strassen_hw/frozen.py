@@ -2,10 +2,12 @@
 
 A frozen network holds only integers and fixed-point formats. It is stored as one JSON file
 (format ``strassen-hw-frozen``, version 1, documented field by field in ``docs/frozen-format.md``)
-and validated when loaded. Everything downstream (reference, hardware, simulation) reads it;
-nothing here imports torch or amaranth.
+and validated when built: the constructors of :class:`Format`, :class:`FrozenLayer` and
+:class:`FrozenNetwork` check every rule, so a network made in Python, read by :func:`load` or
+drawn by :func:`random_network` obeys the same ones. Everything downstream (reference, hardware,
+simulation) reads it; nothing here imports torch or amaranth.
 
-Per layer, with integer input vector ``x``::
+Per layer, with integer input vector ``x`` (exact integers, no width limit)::
 
     u = W_b @ x                                    # ternary, additions only
     p = round_shift(a_tilde * u, product_shift)    # the r multiplications
@@ -15,14 +17,15 @@ Per layer, with integer input vector ``x``::
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = [
-    "FORMAT", "VERSION", "ROUNDING", "MAX_WIDTH",
-    "FrozenError", "Format", "FrozenLayer", "FrozenNetwork",
+    "FORMAT", "VERSION", "ROUNDING", "MAX_SHIFT", "MAX_NAME",
+    "FrozenError", "Format", "FrozenLayer", "FrozenNetwork", "check_name",
     "load", "save", "random_network",
 ]
 
@@ -31,8 +34,41 @@ VERSION = 1
 #: Rounding rules of ``round_shift``: ``floor`` (arithmetic shift right) and ``half_up``
 #: (add half an output LSB, then shift: ties round toward +infinity).
 ROUNDING = ("floor", "half_up")
-#: Widest intermediate value allowed anywhere; keeps the numpy reference exact in int64.
-MAX_WIDTH = 62
+#: Largest ``shift`` and ``product_shift``.
+MAX_SHIFT = 62
+#: Longest network name, in characters.
+MAX_NAME = 64
+#: Formats, ``a_width`` and ``bias_width``: 1..32 bits.
+_MAX_FORMAT_WIDTH = 32
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+#: Longest integer literal the loader reads (digits); every legal value has far fewer.
+_MAX_DIGITS = 40
+
+# Verilog-2005 and SystemVerilog (IEEE 1800-2017) keywords: Verilator reads the generated
+# Verilog as SystemVerilog, so none of these can name a module.
+_KEYWORDS = frozenset("""
+accept_on alias always always_comb always_ff always_latch and assert assign assume automatic
+before begin bind bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle
+checker class clocking cmos config const constraint context continue cover covergroup coverpoint
+cross deassign default defparam design disable dist do edge else end endcase endchecker
+endclass endclocking endconfig endfunction endgenerate endgroup endinterface endmodule
+endpackage endprimitive endprogram endproperty endspecify endsequence endtable endtask enum
+event eventually expect export extends extern final first_match for force foreach forever fork
+forkjoin function generate genvar global highz0 highz1 if iff ifnone ignore_bins illegal_bins
+implements implies import incdir include initial inout input inside instance int integer
+interconnect interface intersect join join_any join_none large let liblist library local
+localparam logic longint macromodule matches medium modport module nand negedge nettype new
+nexttime nmos nor noshowcancelled not notif0 notif1 null or output package packed parameter
+pmos posedge primitive priority program property protected pull0 pull1 pulldown pullup
+pulsestyle_ondetect pulsestyle_onevent pure rand randc randcase randsequence rcmos real
+realtime ref reg reject_on release repeat restrict return rnmos rpmos rtran rtranif0 rtranif1
+s_always s_eventually s_nexttime s_until s_until_with scalared sequence shortint shortreal
+showcancelled signed small soft solve specify specparam static string strong strong0 strong1
+struct super supply0 supply1 sync_accept_on sync_reject_on table tagged task this throughout
+time timeprecision timeunit tran tranif0 tranif1 tri tri0 tri1 triand trior trireg type typedef
+union unique unique0 unsigned until until_with untyped use uwire var vectored virtual void wait
+wait_order wand weak weak0 weak1 while wildcard wire with within wor xnor xor
+""".split())
 
 
 class FrozenError(ValueError):
@@ -40,23 +76,57 @@ class FrozenError(ValueError):
 
 
 def _fail(where, message):
-    raise FrozenError(f"{where}: {message}")
+    raise FrozenError(f"{where}: {message}" if where else message)
 
 
 def signed_width(lo, hi):
     """Smallest two's complement width that holds every integer in ``[lo, hi]``."""
     lo, hi = int(lo), int(hi)
-    width = 1
-    while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
-        width += 1
-    return width
+    need_hi = hi.bit_length() + 1 if hi > 0 else 1
+    need_lo = (-lo - 1).bit_length() + 1 if lo < 0 else 1
+    return max(need_hi, need_lo)
+
+
+def _relabel(error, old, new):
+    """``error`` (a FrozenError whose message starts with ``old``) with ``new`` in its place."""
+    text = str(error)
+    return FrozenError(new + text[len(old):] if text.startswith(old) else f"{new}: {text}")
+
+
+def _int(where, key, value, lo=None, hi=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        _fail(where, f"'{key}' must be an integer, not {_show(value)}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        _fail(where, f"'{key}' = {value} is outside {lo}..{hi}")
+    return int(value)
+
+
+def _show(value, limit=40):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _check_format(where, width, signed):
+    _int(where, "width", width, 1, _MAX_FORMAT_WIDTH)
+    if not isinstance(signed, bool):
+        _fail(where, f"'signed' must be true or false, not {_show(signed)}")
 
 
 @dataclass(frozen=True)
 class Format:
-    """An integer format: ``width`` bits, two's complement when ``signed``."""
+    """An integer format: ``width`` bits (1..32), two's complement when ``signed``.
+
+    Raises
+    ------
+    FrozenError
+        ``width`` is not an integer in 1..32 or ``signed`` is not a bool.
+    """
     width: int
     signed: bool = True
+
+    def __post_init__(self):
+        _check_format("format", self.width, self.signed)
+        object.__setattr__(self, "width", int(self.width))
 
     @property
     def min(self):
@@ -70,6 +140,33 @@ class Format:
         return {"width": self.width, "signed": self.signed}
 
 
+def _integers(where, key, value, ndim):
+    """``value`` as an int64 array of ``ndim`` dimensions, or a FrozenError. Entries must be
+    integers (Python ints or a numpy integer dtype; no bool, no float) in ``-2^62 .. 2^62``;
+    the callers narrow the range further."""
+    shape_error = f"'{key}' must be a non-empty {ndim}-D array of integers"
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        if value.dtype.kind not in "iu":
+            _fail(where, f"'{key}' has dtype {value.dtype}; only integers are allowed")
+        if value.ndim != ndim or 0 in value.shape:
+            _fail(where, f"{shape_error}, not shape {value.shape}")
+        if value.dtype.kind == "u" and value.size and int(value.max()) >= 1 << 62:
+            _fail(where, f"'{key}' holds {int(value.max())}, which no field allows")
+        return value.astype(np.int64)
+    try:
+        array = np.array(value, dtype=object)
+    except Exception:       # ragged or exotic nesting: numpy's own messages vary
+        _fail(where, shape_error)
+    if array.ndim != ndim or 0 in array.shape:
+        _fail(where, shape_error)
+    for item in array.flat:
+        if isinstance(item, bool) or not isinstance(item, (int, np.integer)):
+            _fail(where, f"'{key}' holds {_show(item)}; only integers are allowed")
+        if abs(int(item)) >= 1 << 62:
+            _fail(where, f"'{key}' holds {item}, which no field allows")
+    return array.astype(np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class FrozenLayer:
     """One Strassen layer in integers. See the module docstring for the arithmetic.
@@ -78,11 +175,18 @@ class FrozenLayer:
     ----------
     w_b : ndarray of int64, shape (r, n_in), values in {-1, 0, 1}
     a_tilde : ndarray of int64, shape (r,); the r constant multipliers, ``a_width`` bits signed
-    a_frac_bits : int; ã in real units is ``a_tilde / 2**a_frac_bits`` (documentation only)
+    a_frac_bits : int in -64..64; ã in real units is ``a_tilde / 2**a_frac_bits``
+        (documentation only)
     w_c : ndarray of int64, shape (n_out, r), values in {-1, 0, 1}
     bias : ndarray of int64, shape (n_out,); added after ``W_c``, ``bias_width`` bits signed
-    product_shift, product_rounding : rounding shift applied to the r products
+    a_width, bias_width : int in 1..32
+    product_shift, product_rounding : rounding shift (0..62) applied to the r products
     shift, rounding, relu, output : requantization of ``W_c @ p + bias`` to ``output``
+
+    Raises
+    ------
+    FrozenError
+        Any field breaks a rule of ``docs/frozen-format.md``; the message starts with "layer".
     """
     w_b: np.ndarray
     a_tilde: np.ndarray
@@ -99,11 +203,10 @@ class FrozenLayer:
     relu: bool = False
 
     def __post_init__(self):
-        for key in ("w_b", "a_tilde", "w_c", "bias"):
-            value = getattr(self, key)
-            if isinstance(value, np.ndarray) and value.dtype == object:
-                value = value.astype(np.int64)   # arbitrary Python ints, range-checked later
-            object.__setattr__(self, key, np.asarray(value, dtype=np.int64))
+        where = "layer"
+        for key, ndim in (("w_b", 2), ("a_tilde", 1), ("w_c", 2), ("bias", 1)):
+            object.__setattr__(self, key, _integers(where, key, getattr(self, key), ndim))
+        _validate_layer(where, self)
 
     @property
     def n_in(self):
@@ -138,12 +241,20 @@ class FrozenLayer:
 @dataclass(frozen=True, eq=False)
 class FrozenNetwork:
     """A validated chain of frozen layers. Build it with the constructor, :func:`load` or
-    :func:`random_network`; the constructor validates everything."""
+    :func:`random_network`; the constructor validates everything.
+
+    Raises
+    ------
+    FrozenError
+        A bad name (see :func:`check_name`), no layers, or layers that do not chain.
+    """
     name: str
     input: Format
     layers: tuple = field(default_factory=tuple)
 
     def __post_init__(self):
+        if isinstance(self.layers, (str, bytes)) or not hasattr(self.layers, "__iter__"):
+            _fail("network", "'layers' must be a sequence of FrozenLayer")
         object.__setattr__(self, "layers", tuple(self.layers))
         _validate_network(self)
 
@@ -175,48 +286,27 @@ class FrozenNetwork:
 
 # --- validation -------------------------------------------------------------------------------
 
-def _int(where, key, value, lo=None, hi=None):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        _fail(where, f"'{key}' must be an integer, not {value!r}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        _fail(where, f"'{key}' = {value} is outside {lo}..{hi}")
-    return int(value)
+def check_name(name):
+    """Raise :class:`FrozenError` unless ``name`` can name a network: 1..64 ASCII letters,
+    digits and underscores, starting with a letter, and not a (System)Verilog keyword. It is
+    the Verilog module name and the stem of the files written for it."""
+    if not isinstance(name, str):
+        _fail("network", f"'name' must be a string, not {_show(name)}")
+    if not 1 <= len(name) <= MAX_NAME or not _NAME.fullmatch(name):
+        _fail("network", f"'name' = {_show(name)} is not a valid network name; use 1 to "
+                         f"{MAX_NAME} ASCII letters, digits and underscores, starting with a "
+                         "letter")
+    if name in _KEYWORDS:
+        _fail("network", f"'name' = {name!r} is a Verilog keyword; choose another name")
 
 
-def _format(where, value):
-    if not isinstance(value, dict) or set(value) != {"width", "signed"}:
-        _fail(where, "must be an object with exactly the keys 'width' and 'signed'")
-    if not isinstance(value["signed"], bool):
-        _fail(where, f"'signed' must be true or false, not {value['signed']!r}")
-    return Format(_int(where, "width", value["width"], 1, 32), value["signed"])
-
-
-def _array(where, key, value, ndim):
-    try:
-        array = np.array(value, dtype=object)
-    except Exception:
-        array = None
-    if array is None or array.ndim != ndim or 0 in array.shape:
-        _fail(where, f"'{key}' must be a non-empty {ndim}-D array of integers")
-    for item in array.flat:
-        if isinstance(item, bool) or not isinstance(item, (int, np.integer)):
-            _fail(where, f"'{key}' holds {item!r}; only integers are allowed")
-        if abs(int(item)) >= 1 << MAX_WIDTH:
-            _fail(where, f"'{key}' holds {item}, wider than {MAX_WIDTH} bits; scale it down")
-    return array
-
-
-def _validate_layer(where, layer, n_in):
+def _validate_layer(where, layer):
     w_b, w_c, a, bias = layer.w_b, layer.w_c, layer.a_tilde, layer.bias
     for key, m in (("w_b", w_b), ("w_c", w_c)):
-        if m.ndim != 2:
-            _fail(where, f"'{key}' must be 2-D, not {m.ndim}-D")
         bad = np.argwhere((m != -1) & (m != 0) & (m != 1))
         if len(bad):
             i, j = bad[0]
             _fail(where, f"'{key}'[{i}][{j}] = {m[i, j]} is not ternary; use only -1, 0, 1")
-    if w_b.shape[1] != n_in:
-        _fail(where, f"'w_b' has {w_b.shape[1]} columns but the layer input has {n_in} values")
     if w_c.shape[1] != w_b.shape[0]:
         _fail(where, f"'w_c' has {w_c.shape[1]} columns but 'w_b' has {w_b.shape[0]} rows (r)")
     if a.shape != (w_b.shape[0],):
@@ -226,134 +316,168 @@ def _validate_layer(where, layer, n_in):
         _fail(where, f"'bias' has shape {bias.shape}; it needs one value per row of 'w_c' "
                      f"({w_c.shape[0]})")
     for key, values, key_w in (("a_tilde", a, "a_width"), ("bias", bias, "bias_width")):
-        width = _int(where, key_w, getattr(layer, key_w), 1, 32)
+        width = _int(where, key_w, getattr(layer, key_w), 1, _MAX_FORMAT_WIDTH)
         lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
         bad = np.flatnonzero((values < lo) | (values > hi))
         if len(bad):
             _fail(where, f"'{key}'[{bad[0]}] = {values[bad[0]]} does not fit {width} signed bits; "
                          f"raise '{key_w}' or scale the values")
     for key in ("product_shift", "shift"):
-        _int(where, key, getattr(layer, key), 0, MAX_WIDTH)
+        _int(where, key, getattr(layer, key), 0, MAX_SHIFT)
     _int(where, "a_frac_bits", layer.a_frac_bits, -64, 64)
     for key in ("product_rounding", "rounding"):
-        if getattr(layer, key) not in ROUNDING:
-            _fail(where, f"'{key}' is {getattr(layer, key)!r}; use one of {', '.join(ROUNDING)}")
+        value = getattr(layer, key)
+        if not isinstance(value, str) or value not in ROUNDING:
+            _fail(where, f"'{key}' is {_show(value)}; use one of {', '.join(ROUNDING)}")
     if not isinstance(layer.relu, bool):
-        _fail(where, f"'relu' must be true or false, not {layer.relu!r}")
+        _fail(where, f"'relu' must be true or false, not {_show(layer.relu)}")
+    if not isinstance(layer.output, Format):
+        _fail(where, f"'output' must be a Format, not {_show(layer.output)}")
+    for key in ("a_width", "bias_width", "product_shift", "shift", "a_frac_bits"):
+        object.__setattr__(layer, key, int(getattr(layer, key)))
 
 
 def _validate_network(net):
-    if not isinstance(net.name, str) or not net.name.isidentifier():
-        _fail("network", f"'name' = {net.name!r} must be a Verilog-safe identifier "
-                         "(letters, digits, underscores; not starting with a digit)")
+    check_name(net.name)
+    if not isinstance(net.input, Format):
+        _fail("network", f"'input' must be a Format, not {_show(net.input)}")
     if not net.layers:
         _fail("network", "'layers' is empty; a network needs at least one layer")
-    n_in = net.layers[0].w_b.shape[1] if net.layers[0].w_b.ndim == 2 else 0
-    for index, (layer, fmt) in enumerate(zip(net.layers, net.layer_inputs())):
+    n_in = None
+    for index, layer in enumerate(net.layers):
         where = f"layer {index}"
-        _validate_layer(where, layer, n_in)
-        widest = max(hi for _, hi in value_ranges(layer, fmt))
-        if widest > MAX_WIDTH:
-            _fail(where, f"an intermediate value needs {widest} bits, more than the "
-                         f"{MAX_WIDTH} allowed; narrow the input, a_width or bias_width, "
-                         "or add a product_shift")
+        if not isinstance(layer, FrozenLayer):
+            _fail(where, f"must be a FrozenLayer, not {type(layer).__name__}")
+        if n_in is not None and layer.n_in != n_in:
+            _fail(where, f"'w_b' has {layer.n_in} columns but the layer input has {n_in} values")
         n_in = layer.n_out
 
 
-# --- value ranges -----------------------------------------------------------------------------
+# --- value ranges (exact, Python integers) ---------------------------------------------------
 
 def ternary_range(matrix, lo, hi):
     """Exact ranges of ``matrix @ x`` for ternary ``matrix`` and ``lo[j] <= x[j] <= hi[j]``.
 
-    Returns two int64 arrays (min, max), one entry per row.
+    Returns two object arrays of Python integers (min, max), one entry per row.
     """
-    lo = np.broadcast_to(np.asarray(lo, dtype=np.int64), (matrix.shape[1],))
-    hi = np.broadcast_to(np.asarray(hi, dtype=np.int64), (matrix.shape[1],))
-    pos, neg = (matrix == 1).astype(np.int64), (matrix == -1).astype(np.int64)
+    matrix = np.asarray(matrix)
+    n = matrix.shape[1]
+    lo = np.broadcast_to(np.asarray(lo).astype(object), (n,))
+    hi = np.broadcast_to(np.asarray(hi).astype(object), (n,))
+    pos, neg = (matrix == 1).astype(object), (matrix == -1).astype(object)
     return pos @ lo - neg @ hi, pos @ hi - neg @ lo
 
 
-def round_shift_range(lo, hi, shift, rounding):
-    from .reference import round_shift
-    return round_shift(lo, shift, rounding), round_shift(hi, shift, rounding)
+def _round_shift_int(value, shift, rounding):
+    if shift == 0:
+        return value
+    return (value + (1 << (shift - 1) if rounding == "half_up" else 0)) >> shift
 
 
 def stage_ranges(layer, fmt):
-    """Exact (min, max) arrays after each stage of ``layer`` for inputs in ``fmt``.
-
-    Keys: ``u`` (after W_b), ``p`` (products, after product_shift), ``v`` (after W_c and bias).
-    """
+    """Exact (min, max) object arrays of Python integers after each stage of ``layer`` for
+    inputs in ``fmt``. Keys: ``u`` (after W_b), ``m`` (the products ``a_tilde * u``, before
+    ``product_shift``), ``p`` (after it), ``v`` (after W_c and bias, before ``shift``)."""
     u_lo, u_hi = ternary_range(layer.w_b, fmt.min, fmt.max)
-    a = layer.a_tilde.astype(np.int64)
-    p_lo = np.minimum(a * u_lo, a * u_hi)
-    p_hi = np.maximum(a * u_lo, a * u_hi)
-    p_lo, p_hi = round_shift_range(p_lo, p_hi, layer.product_shift, layer.product_rounding)
+    a = layer.a_tilde.astype(object)
+    m_lo = np.minimum(a * u_lo, a * u_hi)
+    m_hi = np.maximum(a * u_lo, a * u_hi)
+    shift = np.frompyfunc(lambda v: _round_shift_int(v, layer.product_shift,
+                                                     layer.product_rounding), 1, 1)
+    p_lo, p_hi = shift(m_lo), shift(m_hi)
     v_lo, v_hi = ternary_range(layer.w_c, p_lo, p_hi)
-    return {"u": (u_lo, u_hi), "p": (p_lo, p_hi),
-            "v": (v_lo + layer.bias, v_hi + layer.bias)}
-
-
-def value_ranges(layer, fmt):
-    """(stage, bits) for the widest value of each stage; used to refuse overflowing layers."""
-    out = []
-    # Guard against int64 overflow inside the range computation itself.
-    u_lo, u_hi = ternary_range(layer.w_b, fmt.min, fmt.max)
-    u_bits = signed_width(u_lo.min(), u_hi.max())
-    if u_bits + layer.a_width + int(np.log2(max(layer.r, 1))) + 2 > MAX_WIDTH:
-        return [("p", u_bits + layer.a_width)]
-    ranges = stage_ranges(layer, fmt)
-    for stage in ("u", "p", "v"):
-        lo, hi = ranges[stage]
-        out.append((stage, signed_width(min(lo.min(), 0), max(hi.max(), 0))))
-    return out
+    bias = layer.bias.astype(object)
+    return {"u": (u_lo, u_hi), "m": (m_lo, m_hi), "p": (p_lo, p_hi),
+            "v": (v_lo + bias, v_hi + bias)}
 
 
 # --- file I/O ---------------------------------------------------------------------------------
 
-_LAYER_KEYS = {"w_b", "a_tilde", "a_width", "a_frac_bits", "w_c", "bias", "bias_width",
-               "product_shift", "product_rounding", "shift", "rounding", "relu", "output"}
+_TOP_KEYS = ("format", "version", "name", "input", "layers")
+_LAYER_KEYS = ("w_b", "a_tilde", "a_width", "a_frac_bits", "w_c", "bias", "bias_width",
+               "product_shift", "product_rounding", "shift", "rounding", "relu", "output")
+
+
+def _keys(where, item, keys):
+    """Every key of ``keys`` present in the object ``item``, and no other."""
+    missing = [key for key in keys if key not in item]
+    if missing:
+        _fail(where, f"missing field '{missing[0]}'")
+    unknown = sorted(str(key) for key in item if key not in keys)
+    if unknown:
+        _fail(where, f"unknown field {_show(unknown[0])}; remove it (allowed: "
+                     f"{', '.join(keys)})")
+
+
+def _format(where, value):
+    if not isinstance(value, dict):
+        _fail(where, "must be an object with exactly the keys 'width' and 'signed'")
+    _keys(where, value, ("width", "signed"))
+    _check_format(where, value["width"], value["signed"])
+    return Format(value["width"], value["signed"])
+
+
+def _what_it_is(doc):
+    """Why ``doc`` is not a frozen network, for the error message."""
+    if isinstance(doc, dict) and {"W_a", "W_b", "W_c"} <= set(doc):
+        return ("a matrix-multiplication solution from 'discover', not a frozen network; "
+                "'generate' and 'simulate' take it, 'reference' does not")
+    kind = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(doc), "a number")
+    return (f"not a frozen network (the JSON is {kind} without \"format\": \"{FORMAT}\"); "
+            "write one with 'strassen-hw random' or 'strassen-hw freeze'")
 
 
 def from_json(doc):
     """Build a validated :class:`FrozenNetwork` from the decoded JSON document ``doc``."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        _fail("file", f"not a frozen network (no \"format\": \"{FORMAT}\" at the top level)")
-    if doc.get("version") != VERSION:
-        _fail("file", f"version {doc.get('version')!r} is not supported; this strassen-hw reads "
-                      f"version {VERSION} (re-freeze the model with this version)")
-    for key in ("name", "input", "layers"):
-        if key not in doc:
-            _fail("network", f"missing field '{key}'")
+        _fail("", _what_it_is(doc))
+    if "version" not in doc:
+        _fail("network", "missing field 'version'")
+    version = doc["version"]
+    if type(version) is not int or version != VERSION:
+        _fail("", f"version {_show(version)} is not supported; this strassen-hw reads version "
+                  f"{VERSION} (the integer 1)")
+    _keys("network", doc, _TOP_KEYS)
     if not isinstance(doc["layers"], list):
         _fail("network", "'layers' must be a list of layer objects")
+    fmt = _format("network input", doc["input"])
+    check_name(doc["name"])
+    if not doc["layers"]:
+        _fail("network", "'layers' is empty; a network needs at least one layer")
     layers = []
     for index, item in enumerate(doc["layers"]):
         where = f"layer {index}"
         if not isinstance(item, dict):
             _fail(where, "must be an object")
-        missing = sorted(_LAYER_KEYS - set(item))
-        if missing:
-            _fail(where, f"missing field '{missing[0]}'")
-        unknown = sorted(set(item) - _LAYER_KEYS)
-        if unknown:
-            _fail(where, f"unknown field '{unknown[0]}'")
-        layers.append(FrozenLayer(
-            w_b=_array(where, "w_b", item["w_b"], 2),
-            a_tilde=_array(where, "a_tilde", item["a_tilde"], 1),
-            w_c=_array(where, "w_c", item["w_c"], 2),
-            bias=_array(where, "bias", item["bias"], 1),
-            a_width=_int(where, "a_width", item["a_width"], 1, 32),
-            bias_width=_int(where, "bias_width", item["bias_width"], 1, 32),
-            output=_format(f"{where} output", item["output"]),
-            a_frac_bits=item["a_frac_bits"],
-            product_shift=item["product_shift"],
-            product_rounding=item["product_rounding"],
-            shift=item["shift"],
-            rounding=item["rounding"],
-            relu=item["relu"],
-        ))
-    return FrozenNetwork(name=doc["name"], input=_format("network input", doc["input"]),
-                         layers=layers)
+        _keys(where, item, _LAYER_KEYS)
+        output = _format(f"{where} output", item["output"])
+        try:
+            layers.append(FrozenLayer(**{**item, "output": output}))
+        except FrozenError as e:
+            raise _relabel(e, "layer", where) from None
+    return FrozenNetwork(name=doc["name"], input=fmt, layers=layers)
+
+
+def _parse_int(text):
+    digits = len(text.lstrip("-"))
+    if digits > _MAX_DIGITS:
+        raise FrozenError(f"an integer of {digits} digits; no field of a frozen network holds "
+                          "more than 19")
+    return int(text)
+
+
+def _parse_constant(text):
+    raise FrozenError(f"{text} is not a JSON number; write integers")
+
+
+def _no_duplicates(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise FrozenError(f"duplicate field {_show(key)} in one object; keep one")
+        seen[key] = value
+    return seen
 
 
 def load(path):
@@ -364,27 +488,41 @@ def load(path):
     except FileNotFoundError:
         raise FrozenError(f"{path}: no such file; write one with 'strassen-hw random' or "
                           "'strassen-hw freeze'") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise FrozenError(f"{path}: cannot read a frozen network ({e})") from None
+    except UnicodeDecodeError:
+        raise FrozenError(f"{path}: not a frozen network (not UTF-8 text)") from None
+    except OSError as e:
+        raise FrozenError(f"{path}: cannot read a frozen network ({e.strerror or e})") from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_parse_int,
+                         parse_constant=_parse_constant)
+        return from_json(doc)
     except json.JSONDecodeError as e:
         raise FrozenError(f"{path}: not a frozen network (not JSON: {e.msg} at line {e.lineno})"
                           ) from None
-    try:
-        return from_json(doc)
+    except RecursionError:
+        raise FrozenError(f"{path}: not a frozen network (JSON nested too deeply)") from None
     except FrozenError as e:
         raise FrozenError(f"{path}: {e}") from None
 
 
 def atomic_write(path, data):
     """Write ``data`` (bytes or str) to ``path`` so that ``path`` is either the old file or the
-    whole new one, never a partial file: write a temporary file beside it, then rename."""
+    whole new one, never a partial file: write a temporary file beside it, then rename.
+    Raises OSError naming ``path`` (``e.filename``) when that cannot be done."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        if os.path.isdir(path):
+            raise IsADirectoryError(21, "is a folder; give a file name", path)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise NotADirectoryError(20, f"cannot make the folder {directory}: a file is in "
+                                         "the way", path) from None
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
     try:
         with os.fdopen(fd, mode) as f:
             f.write(data)
@@ -394,6 +532,9 @@ def atomic_write(path, data):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)   # as open() would make it, not mkstemp's 0600
         os.replace(tmp, path)
+    except OSError as e:
+        os.unlink(tmp)
+        raise OSError(e.errno, e.strerror, path) from None
     except BaseException:
         os.unlink(tmp)
         raise
@@ -432,7 +573,13 @@ def random_network(shapes, seed=0, name="net", input_width=8, a_width=8, bias_wi
     Ternary entries are non-zero with probability ``density``; ã and bias are uniform over their
     widths. Every layer requantizes to ``out_width`` signed bits with ReLU between layers, with
     the shift that puts the 99th percentile of its outputs on random inputs just inside range.
+    Widths follow the rules of the file (1..32); a bad one raises :class:`FrozenError`.
     """
+    from .reference import layer_forward
+    check_name(name)
+    for key, width in (("input_width", input_width), ("a_width", a_width),
+                       ("bias_width", bias_width), ("out_width", out_width)):
+        _int("random_network", key, width, 1, _MAX_FORMAT_WIDTH)
     rng = np.random.default_rng(seed)
     fmt = Format(input_width, True)
     layers = []
@@ -453,11 +600,10 @@ def random_network(shapes, seed=0, name="net", input_width=8, a_width=8, bias_wi
             a_width=a_width, bias_width=bias_width, output=Format(out_width, True))
         # Pick the shift from the layer's own values on random inputs: the 99th percentile of
         # |W_c p + bias| lands just inside the output range.
-        from .reference import layer_forward
         stages = {}
         layer_forward(draft, rng.integers(fmt.min, fmt.max + 1, (256, n_in)), stages)
-        typical = float(np.percentile(np.abs(stages["v"]), 99))
-        shift = max(0, int(np.ceil(np.log2(max(typical, 1)))) - (out_width - 1))
+        typical = float(np.percentile(np.abs(stages["v"]).astype(np.float64), 99))
+        shift = min(MAX_SHIFT, max(0, int(np.ceil(np.log2(max(typical, 1)))) - (out_width - 1)))
         last = index == len(shapes) - 1
         layer = FrozenLayer(**{**draft.__dict__, "shift": shift, "rounding": "half_up",
                                "relu": not last})

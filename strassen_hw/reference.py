@@ -1,6 +1,7 @@
 """The reference: exact integer outputs of a frozen network, in numpy. It is the specification
-the hardware must match bit for bit. No float anywhere on the path: every value is int64 and
-:mod:`strassen_hw.frozen` refuses networks whose intermediate values could exceed 62 bits."""
+the hardware must match bit for bit. No float anywhere on the path and no width limit: a layer
+runs in int64 when a bound on its values (from the actual inputs) proves that every value fits,
+and on Python integers (numpy object arrays) otherwise, so nothing ever wraps."""
 
 import numpy as np
 
@@ -8,29 +9,64 @@ from .frozen import FrozenError
 
 __all__ = ["round_shift", "saturate", "layer_forward", "forward", "check_inputs"]
 
+#: Values up to this magnitude are computed in int64 (one bit of margin below 2^63).
+_INT64_SAFE = 1 << 62
+
 
 def round_shift(value, shift, rounding):
     """Divide by ``2**shift`` with the stated rounding: ``floor`` or ``half_up`` (ties toward
-    +infinity). ``shift = 0`` returns the value unchanged."""
-    value = np.asarray(value, dtype=np.int64)
+    +infinity). ``shift = 0`` returns the value unchanged. Object arrays of Python integers
+    stay exact at any width; other arrays are computed in int64."""
+    value = np.asarray(value)
+    if value.dtype != object:
+        value = value.astype(np.int64)
     if shift == 0:
         return value
+    half = 1 << (shift - 1)
+    if value.dtype == object:
+        return (value + half if rounding == "half_up" else value) >> shift
     if rounding == "half_up":
-        value = value + (np.int64(1) << np.int64(shift - 1))
+        value = value + np.int64(half)
     return value >> np.int64(shift)
 
 
 def saturate(value, fmt):
-    """Clamp to the range of the integer format ``fmt``."""
-    return np.clip(value, fmt.min, fmt.max).astype(np.int64)
+    """Clamp to the range of the integer format ``fmt``; returns int64."""
+    return np.minimum(np.maximum(value, fmt.min), fmt.max).astype(np.int64)
+
+
+def _magnitude(array):
+    return max(abs(int(array.min())), abs(int(array.max()))) if array.size else 0
+
+
+def _fits_int64(layer, x):
+    """True when every value of ``layer`` on ``x`` is within ±2^62: a bound from the largest
+    |x|, the largest row sums of |W_b| and |W_c|, |ã|, |bias| and the rounding offsets."""
+    row_b = int(np.abs(layer.w_b).sum(axis=1).max())
+    row_c = int(np.abs(layer.w_c).sum(axis=1).max())
+    u = _magnitude(x) * row_b
+    m = u * _magnitude(layer.a_tilde) + (1 << layer.product_shift)
+    v = (m >> layer.product_shift) * row_c + _magnitude(layer.bias) + (1 << layer.shift)
+    return max(m, v) < _INT64_SAFE
 
 
 def layer_forward(layer, x, stages=None):
-    """Outputs of one :class:`~strassen_hw.frozen.FrozenLayer` for int64 inputs ``x`` of shape
-    (batch, n_in). When ``stages`` is a dict it receives the intermediate ``u``, ``p``, ``v``."""
-    u = x @ layer.w_b.T
-    p = round_shift(u * layer.a_tilde, layer.product_shift, layer.product_rounding)
-    v = p @ layer.w_c.T + layer.bias
+    """Outputs of one :class:`~strassen_hw.frozen.FrozenLayer` for integer inputs ``x`` of
+    shape (batch, n_in), exactly. When ``stages`` is a dict it receives the intermediate ``u``,
+    ``p``, ``v`` (int64 arrays, or object arrays of Python integers when int64 cannot hold
+    them)."""
+    x = np.asarray(x)
+    if x.dtype != object:
+        x = x.astype(np.int64)
+    if x.dtype == object or not _fits_int64(layer, x):
+        x = x.astype(object)
+        w_b, a, w_c = (m.astype(object) for m in (layer.w_b, layer.a_tilde, layer.w_c))
+        bias = layer.bias.astype(object)
+    else:
+        w_b, a, w_c, bias = layer.w_b, layer.a_tilde, layer.w_c, layer.bias
+    u = x @ w_b.T
+    p = round_shift(u * a, layer.product_shift, layer.product_rounding)
+    v = p @ w_c.T + bias
     y = round_shift(v, layer.shift, layer.rounding)
     if layer.relu:
         y = np.maximum(y, 0)
@@ -39,24 +75,58 @@ def layer_forward(layer, x, stages=None):
     return saturate(y, layer.output)
 
 
+def _first(mask):
+    i, j = (int(k) for k in np.argwhere(mask)[0])
+    return i, j
+
+
 def check_inputs(net, x):
-    """Validate an input batch: returns it as int64 (batch, n_in) or raises FrozenError."""
+    """Validate an input batch and return it as int64 (batch, n_in), or raise FrozenError.
+
+    ``x`` is (N, n_in), or one vector (n_in,). Its values must be integers in the network's
+    input format whatever the dtype: integer dtypes (int8 .. uint64), floats holding whole
+    numbers, or Python integers; booleans, fractions, inf/NaN and other objects are refused.
+    """
     x = np.asarray(x)
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != net.n_in:
         raise FrozenError(f"inputs have shape {x.shape}; the network takes (N, {net.n_in})")
-    if not np.issubdtype(x.dtype, np.integer):
-        if not (np.issubdtype(x.dtype, np.floating) and np.all(x == np.round(x))):
-            raise FrozenError(f"inputs must be integers, not {x.dtype} with fractions; "
-                              "quantize them first")
-    x = x.astype(np.int64)
-    bad = np.argwhere((x < net.input.min) | (x > net.input.max))
-    if len(bad):
-        i, j = bad[0]
-        raise FrozenError(f"input [{i}][{j}] = {x[i, j]} is outside the network input range "
-                          f"{net.input.min}..{net.input.max}")
-    return x
+    lo, hi = net.input.min, net.input.max
+    kind = x.dtype.kind
+    if kind == "b":
+        raise FrozenError("inputs are booleans; give integers (e.g. x.astype(numpy.int64))")
+    if kind == "O":
+        ok = np.frompyfunc(lambda v: isinstance(v, (int, np.integer))
+                           and not isinstance(v, (bool, np.bool_)), 1, 1)(x).astype(bool)
+        if not ok.all():
+            i, j = _first(~ok)
+            raise FrozenError(f"input [{i}][{j}] = {x[i, j]!r} is not an integer; give integers")
+        bad = np.frompyfunc(lambda v: v < lo or v > hi, 1, 1)(x).astype(bool)
+    elif kind == "f":
+        finite = np.isfinite(x)
+        if not finite.all():
+            i, j = _first(~finite)
+            raise FrozenError(f"input [{i}][{j}] = {x[i, j]} is not a number; give integers")
+        whole = x == np.floor(x)
+        if not whole.all():
+            i, j = _first(~whole)
+            raise FrozenError(f"input [{i}][{j}] = {x[i, j]} is not an integer; quantize the "
+                              "inputs first")
+        bad = (x < lo) | (x > hi)
+    elif kind == "u":
+        bad = x.astype(np.uint64) > np.uint64(hi)
+    elif kind == "i":
+        x64 = x.astype(np.int64)
+        bad = (x64 < lo) | (x64 > hi)
+    else:
+        raise FrozenError(f"inputs have dtype {x.dtype}; give integers")
+    if bad.any():
+        i, j = _first(bad)
+        value = int(x[i, j]) if kind in "iu" else x[i, j]
+        raise FrozenError(f"input [{i}][{j}] = {value} is outside the network input range "
+                          f"{lo}..{hi}")
+    return x.astype(np.int64)
 
 
 def forward(net, x):

@@ -76,7 +76,13 @@ def _bad(key, value, layer=True):
     (_bad("shift", -1), "'shift' = -1 is outside"),
     (_bad("relu", 1), "'relu' must be true or false"),
     (_bad("layers", [], layer=False), "'layers' is empty"),
-    (_bad("name", "9lives", layer=False), "must be a Verilog-safe identifier"),
+    (_bad("name", "9lives", layer=False), "'name' = '9lives' is not a valid network name"),
+    (_bad("name", "module", layer=False), "'name' = 'module' is a Verilog keyword"),
+    (_bad("name", "x" * 65, layer=False), "use 1 to 64 ASCII letters"),
+    (_bad("name", "r\u00e9seau", layer=False), "is not a valid network name"),
+    ({**_doc(), "version": True}, "version True is not supported"),
+    ({**_doc(), "version": 1.0}, "version 1.0 is not supported"),
+    (_bad("extra", 1, layer=False), "network: unknown field 'extra'"),
     (_bad("extra", 1), "unknown field 'extra'"),
 ])
 def test_bad_files_fail_with_one_line(tmp_path, doc, message):
@@ -104,12 +110,14 @@ def test_shape_mismatch_between_layers(tmp_path):
         frozen.load(_write(tmp_path, doc))
 
 
-def test_overflowing_width_is_refused(tmp_path):
-    # 32-bit inputs, 2000 of them summed, times a 32-bit ã, summed again: over 62 bits.
-    with pytest.raises(FrozenError, match="needs .* bits, more than the 62 allowed"):
-        FrozenNetwork("wide", Format(32, True), [_layer(
-            w_b=np.ones((4, 2000), dtype=np.int64), a_tilde=[-(1 << 31)] * 4, a_width=32,
-            w_c=np.ones((2, 4), dtype=np.int64))])
+def test_wide_intermediates_are_allowed():
+    # 32-bit inputs, 2000 of them summed, times a 32-bit ã, summed again: over 64 bits. There
+    # is no width limit on intermediates: the reference computes them exactly (test_reference).
+    net = FrozenNetwork("wide", Format(32, True), [_layer(
+        w_b=np.ones((4, 2000), dtype=np.int64), a_tilde=[-(1 << 31)] * 4, a_width=32,
+        w_c=np.ones((2, 4), dtype=np.int64))])
+    lo, hi = frozen.stage_ranges(net.layers[0], net.input)["v"]
+    assert hi.max() == 4 * 2000 * (1 << 31) * (1 << 31) + 1
 
 
 def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
@@ -154,7 +162,7 @@ def test_cli_random_then_reference(tmp_path):
     bad = subprocess.run(run + ["reference", str(net), "--inputs", str(x), "-o", str(y)],
                          capture_output=True, text=True)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == ("strassen-hw: error: inputs have shape (2, 5); "
+    assert bad.stderr.strip() == (f"strassen-hw: error: {x}: inputs have shape (2, 5); "
                                   "the network takes (N, 6)")
     assert "Traceback" not in bad.stderr
 

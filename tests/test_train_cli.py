@@ -12,8 +12,12 @@ def test_train_then_freeze(tmp_path, capsys):
     ckpt, net_path = tmp_path / "m.pt", tmp_path / "net.json"
     assert main(["train", "--hidden", "16", "--products", "6,4", "--teacher-epochs", "2",
                  "--epochs", "2,2,1", "--seed", "1", "-o", str(ckpt)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "teacher epoch   2/2" in out and "ternary_fixed epoch   1/1" in out
+    # not a terminal: one plain line per stage, no progress-bar frames
+    assert sum(" epoch " in line for line in out.splitlines()) == 4
+    assert "\r" not in captured.err and "\r" not in out
     assert f"wrote {ckpt}: teacher test accuracy" in out
     assert "with 10 multiplications per inference (0.84% of the dense 1,184)" in out
     assert main(["freeze", str(ckpt), "-o", str(net_path), "--a-width", "8"]) == 0

@@ -156,7 +156,7 @@ def _stage(model, stage, epochs, config, tensors, context, generator, teacher_pr
             bar.set_postfix_str(f"{stage} loss {row['loss']:.3f} "
                                 f"test {100 * row['test_accuracy']:.1f}%")
             bar.update(1)
-        if log is not None and context.main:
+        if log is not None and context.main and epoch + 1 == epochs:     # one line a stage
             log(f"{stage:>15} epoch {epoch + 1:3}/{epochs}  loss {row['loss']:.4f}  "
                 f"train {100 * row['train_accuracy']:5.1f}%  "
                 f"test {100 * row['test_accuracy']:5.1f}%")
@@ -175,7 +175,8 @@ def train(config, data, context=None, progress=True, log=None, teacher=None):
     progress : bool
         Show a tqdm progress bar (in the main process only).
     log : callable or None
-        Receives one line per epoch (loss, train and test accuracy), main process only.
+        Receives one line per stage, at its last epoch (loss, train and test accuracy),
+        main process only.
     teacher : nn.Module or None
         A trained float teacher to distil from instead of training one.
 
@@ -191,7 +192,9 @@ def train(config, data, context=None, progress=True, log=None, teacher=None):
     tensors = _tensors(data, device)
     generator = torch.Generator().manual_seed(config.seed)
     total = sum(config.phase_epochs) + (0 if teacher is not None else config.teacher_epochs)
-    bar = tqdm(total=total, unit="epoch", desc="train", disable=not (progress and context.main),
+    # disable=None: a bar on a terminal only, never frames in a log
+    bar = tqdm(total=total, unit="epoch", desc="train",
+               disable=None if progress and context.main else True,
                dynamic_ncols=True, leave=False)
     if log is not None and bar is not None:
         log = _tqdm_log(log, bar)
