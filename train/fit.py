@@ -28,7 +28,7 @@ __all__ = ["TrainConfig", "TrainResult", "digits_mlp", "build_models", "train", 
 CHECKPOINT_FORMAT = "strassen-hw-checkpoint"
 _MODELS = ("mlp", "cnn")
 #: Fields added after the first checkpoints, with their defaults (left out of the JSON).
-_NEW_DEFAULTS = {"model": "mlp", "p": []}
+_NEW_DEFAULTS = {"model": "mlp", "p": [], "batch_norm": False}
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,11 @@ class TrainConfig:
         ``"mlp"`` (:func:`digits_mlp`) or ``"cnn"`` (:func:`strassen_hw.train.models.digits_cnn`).
     p : tuple of int
         Output patch side of each convolution (empty: all 1).
+    batch_norm : bool
+        Batch norm after ``W_b`` in the Strassen convolutions.
 
-    ``model`` and ``p`` are left out of :meth:`to_json` (and so of :meth:`key`) at their
-    defaults, so the MLP's keys and checkpoints stay as before.
+    ``model``, ``p`` and ``batch_norm`` are left out of :meth:`to_json` (and so of
+    :meth:`key`) at their defaults, so the MLP's keys and checkpoints stay as before.
     """
     hidden: int = 128
     r: tuple = (48, 30)
@@ -71,6 +73,7 @@ class TrainConfig:
     distill: bool = True
     model: str = "mlp"
     p: tuple = ()
+    batch_norm: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "r", tuple(int(v) for v in self.r))
@@ -113,7 +116,7 @@ def build_models(config):
     torch.manual_seed(config.seed)
     make = (lambda: digits_mlp(config.hidden)) if config.model == "mlp" else digits_cnn
     teacher = make()
-    student = strassenize(make(), config.r, p=config.p or 1)
+    student = strassenize(make(), config.r, p=config.p or 1, batch_norm=config.batch_norm)
     return teacher, student
 
 
@@ -126,9 +129,14 @@ def _tensors(data, device):
 
 
 def predict(model, x):
-    """Logits of ``model`` for float inputs ``x`` (no gradient)."""
-    with torch.no_grad():
-        return model(x)
+    """Logits of ``model`` for float inputs ``x`` (no gradient, in eval mode: batch norms use
+    their running statistics and keep them)."""
+    training = model.training
+    try:
+        with torch.no_grad():
+            return model.eval()(x)
+    finally:
+        model.train(training)
 
 
 def accuracy(model, x, y):
