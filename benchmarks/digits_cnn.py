@@ -11,7 +11,7 @@ plots accuracy against multiplications (mean and min-max over the seeds).
 The ternary model is the float network with ternary ``W_b``/``W_c``; freezing it into integers
 (and so the hardware's accuracy) is not measured here.
 
-    python benchmarks/digits_cnn.py                                  # docs/cnn-accuracy-vs-mults.png
+    python benchmarks/digits_cnn.py                     # docs/cnn-accuracy-vs-mults.png
     python benchmarks/digits_cnn.py --seeds 0 --r 8,16,10 --out /tmp/cnn.png
 """
 
@@ -114,7 +114,9 @@ def main():
                              "for several; default: " + " ".join(
                                  ",".join(map(str, r)) for r in R_VALUES) + ")")
     parser.add_argument("--p", type=_ints, default=(2, 2), help="P1,P2 (default 2,2)")
-    parser.add_argument("--batch-norm", action="store_true", help="batch norm after W_b")
+    parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True,
+                        help="batch norm after W_b in the Strassen convolutions (default on; "
+                             "the paper found it helped)")
     parser.add_argument("--epochs", type=_ints, default=(60, 60, 60, 30),
                         help="teacher, full precision, quantized, ternary fixed (default "
                              "60,60,60,30)")

@@ -15,7 +15,6 @@ from strassen_hw.train.fit import (TrainConfig, build_models, load_checkpoint,
 from strassen_hw.train.layers import (PHASES, StrassenLinear, count_operations, set_phase,
                                       strassenize)
 from strassen_hw.train.models import digits_cnn
-from strassen_hw.train.quantize import ternarize
 from train_quick import digits
 
 

@@ -6,7 +6,6 @@ products with the learned vector ã. :class:`StrassenLinear` is the fully connec
 :class:`~strassen_hw.train.conv.StrassenConv2d` the convolution (Sec. 2.4).
 """
 
-import math
 import numbers
 
 import torch
