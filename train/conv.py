@@ -20,9 +20,10 @@ The output has exactly the size of ``nn.Conv2d(c_in, c_out, k, stride, padding)`
 ``H_out = ⌊(H + 2·padding - k) / s⌋ + 1`` (likewise W_out). Output row ``i`` reads padded input
 rows ``s·i .. s·i+k-1``, so patch row ``I`` (outputs ``p·I .. p·I+p-1``) reads the
 ``s·(p-1)+k`` padded rows from ``s·p·I``: one ``W_b`` window. When p does not divide ``H_out``
-the last patch row is partial: the input gets ``s·(p·⌈H_out/p⌉ - H_out)`` more zero rows at the
-bottom (zero columns at the right likewise), the whole patch is computed and its outputs past
-``H_out`` are dropped. So a layer computes ``⌈H_out/p⌉·⌈W_out/p⌉`` patches.
+the last patch row is partial: its windows reach past the padded image, the rows they reach
+there read as zeros (at most ``s·(p·⌈H_out/p⌉ - H_out)`` of them; columns at the right
+likewise), the whole patch is computed and its outputs past ``H_out`` are dropped. So a layer
+computes ``⌈H_out/p⌉·⌈W_out/p⌉`` patches, and every output it keeps equals the convolution's.
 """
 
 import math
