@@ -106,7 +106,7 @@ def plot(rows, path):
     fig.savefig(path)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="e.g. 0-2")
     parser.add_argument("--r", type=_ints, action="append", default=None,
@@ -121,7 +121,7 @@ def main():
                         help="teacher, full precision, quantized, ternary fixed (default "
                              "60,60,60,30)")
     parser.add_argument("--out", default="docs/cnn-accuracy-vs-mults.png")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if len(args.p) != 2 or len(args.epochs) != 4 or any(len(r) != 3 for r in args.r or []):
         parser.error("--p needs 2 values, --epochs 4 and each --r 3")
 
@@ -165,6 +165,7 @@ def main():
     plot(rows, out)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     print(f"wrote {out} and {out.with_suffix('.json')}")
+    return rows
 
 
 if __name__ == "__main__":

@@ -249,3 +249,18 @@ def test_fit_trains_the_cnn_with_distillation_and_round_trips(tmp_path):
     x = torch.as_tensor(digits().x_test, dtype=torch.float32) / 16
     assert torch.equal(loaded.student(x), result.student.eval()(x))
     assert build_models(config)[1][4].p == 2
+
+
+@pytest.mark.slow
+def test_digits_cnn_benchmark_runs_and_plots(tmp_path):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import digits_cnn as bench
+    rows = bench.main(["--seeds", "0", "--r", "4,8,10", "--r", "2,4,10", "--epochs", "1,1,1,1",
+                       "--out", str(tmp_path / "cnn.png")])
+    assert [(row["r"], row["multiplications"]) for row in rows] == [([4, 8, 10], 106),
+                                                                    ([2, 4, 10], 58)]
+    assert rows[0]["dense_multiplications"] == 23680 and rows[0]["batch_norm"]
+    assert (tmp_path / "cnn.png").stat().st_size > 10_000
+    assert (tmp_path / "cnn.json").is_file()
