@@ -4,7 +4,8 @@ The student has the teacher's architecture (an MLP or a small CNN) with every ``
 and ``nn.Conv2d`` strassenized. It trains with the paper's schedule (Sec. 2.2): full
 precision, then ternary quantization on, then the ternary values fixed while ã and the biases
 keep training; and with knowledge distillation from the teacher (Sec. 2.3): cross-entropy on
-the labels plus cross-entropy to the teacher's softmax, T = 1, equal weights. AdamW with a cosine learning-rate decay runs each stage.
+the labels plus cross-entropy to the teacher's softmax, T = 1, equal weights. AdamW with a
+cosine learning-rate decay runs each stage.
 
 The same function trains in one process or under ``torchrun`` (see :mod:`.distributed`): the
 global batch is split evenly across processes and every process draws the same shuffle from
