@@ -85,16 +85,15 @@ def plot(rows, path):
             label="float Strassen CNN (mean)")
     ax.errorbar(mults, mean, yerr=err, fmt="o-", color="tab:blue", ms=5, capsize=3,
                 label=f"ternary Strassen CNN (mean, min–max of {seeds} seeds)")
-    for m in mults:
-        row = by_m[m][0]
-        ax.annotate(f"r={','.join(map(str, row['r']))}",
-                    (m, 100 * by_m[m][0]["ternary"]), xytext=(0, -26),
-                    textcoords="offset points", fontsize=6, ha="center")
+    for m, y, low in zip(mults, mean, err[0]):
+        ax.annotate(f"r={','.join(map(str, by_m[m][0]['r']))}", (m, y - low), xytext=(0, -10),
+                    textcoords="offset points", fontsize=7, ha="center")
     ax.set_xscale("log")
     ax.set_xticks(mults)
     ax.set_xticklabels([str(m) for m in mults], fontsize=8)
     ax.minorticks_off()
-    ax.set_xlabel(f"multiplications per image (dense CNN: {dense:,})")
+    patch = sorted({",".join(map(str, row["p"])) for row in rows})
+    ax.set_xlabel(f"multiplications per image (p = {' / '.join(patch)}; dense CNN: {dense:,})")
     ax.set_ylabel("test accuracy (%), 360 images")
     ax.set_title("Digits CNN: accuracy vs multiplications (Strassen conv + linear, r per layer)",
                  fontsize=10)
@@ -121,7 +120,14 @@ def main(argv=None):
                         help="teacher, full precision, quantized, ternary fixed (default "
                              "60,60,60,30)")
     parser.add_argument("--out", default="docs/cnn-accuracy-vs-mults.png")
+    parser.add_argument("--replot", metavar="JSON",
+                        help="plot the rows of an earlier run's JSON instead of training")
     args = parser.parse_args(argv)
+    if args.replot:
+        rows = json.loads(Path(args.replot).read_text())
+        plot(rows, Path(args.out))
+        print(f"wrote {args.out}")
+        return rows
     if len(args.p) != 2 or len(args.epochs) != 4 or any(len(r) != 3 for r in args.r or []):
         parser.error("--p needs 2 values, --epochs 4 and each --r 3")
 
