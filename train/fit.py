@@ -1,10 +1,11 @@
 """Training on the digits: a float teacher, then a Strassen student in three phases.
 
-The student has the teacher's architecture with every ``nn.Linear`` strassenized. It trains
-with the paper's schedule (Sec. 2.2): full precision, then ternary quantization on, then the
-ternary values fixed while ã and the biases keep training; and with knowledge distillation
-from the teacher (Sec. 2.3): cross-entropy on the labels plus cross-entropy to the teacher's
-softmax, T = 1, equal weights. AdamW with a cosine learning-rate decay runs each stage.
+The student has the teacher's architecture (an MLP or a small CNN) with every ``nn.Linear``
+and ``nn.Conv2d`` strassenized. It trains with the paper's schedule (Sec. 2.2): full
+precision, then ternary quantization on, then the ternary values fixed while ã and the biases
+keep training; and with knowledge distillation from the teacher (Sec. 2.3): cross-entropy on
+the labels plus cross-entropy to the teacher's softmax, T = 1, equal weights. AdamW with a
+cosine learning-rate decay runs each stage.
 
 The same function trains in one process or under ``torchrun`` (see :mod:`.distributed`): the
 global batch is split evenly across processes and every process draws the same shuffle from
@@ -20,11 +21,15 @@ from torch import nn
 
 from .distributed import Context
 from .layers import PHASES, set_phase, strassenize
+from .models import digits_cnn
 
 __all__ = ["TrainConfig", "TrainResult", "digits_mlp", "build_models", "train", "accuracy",
            "predict", "save_checkpoint", "load_checkpoint"]
 
 CHECKPOINT_FORMAT = "strassen-hw-checkpoint"
+_MODELS = ("mlp", "cnn")
+#: Fields added after the first checkpoints, with their defaults (left out of the JSON).
+_NEW_DEFAULTS = {"model": "mlp", "p": [], "batch_norm": False}
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,9 @@ class TrainConfig:
     Attributes
     ----------
     hidden : int
-        Width of the MLP's hidden layer: 64 → hidden → 10, ReLU between.
+        Width of the MLP's hidden layer: 64 → hidden → 10, ReLU between (unused by the CNN).
     r : tuple of int
-        Products per Strassen layer (one per ``nn.Linear``).
+        Products per Strassen layer (one per ``nn.Linear`` or ``nn.Conv2d``, in order).
     seed : int
         Seeds the initial weights and every shuffle.
     teacher_epochs : int
@@ -48,6 +53,15 @@ class TrainConfig:
         decoupled weight decay (AdamW).
     distill : bool
         Add the cross-entropy to the teacher's softmax to the student's loss.
+    model : str
+        ``"mlp"`` (:func:`digits_mlp`) or ``"cnn"`` (:func:`strassen_hw.train.models.digits_cnn`).
+    p : tuple of int
+        Output patch side of each convolution (empty: all 1).
+    batch_norm : bool
+        Batch norm after ``W_b`` in the Strassen convolutions.
+
+    ``model``, ``p`` and ``batch_norm`` are left out of :meth:`to_json` (and so of
+    :meth:`key`) at their defaults, so the MLP's keys and checkpoints stay as before.
     """
     hidden: int = 128
     r: tuple = (48, 30)
@@ -58,17 +72,24 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     distill: bool = True
+    model: str = "mlp"
+    p: tuple = ()
+    batch_norm: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "r", tuple(int(v) for v in self.r))
+        object.__setattr__(self, "p", tuple(int(v) for v in self.p))
+        if self.model not in _MODELS:
+            raise ValueError(f"model must be one of {', '.join(_MODELS)}, not {self.model!r}")
         object.__setattr__(self, "phase_epochs", tuple(int(v) for v in self.phase_epochs))
         if len(self.phase_epochs) != len(PHASES):
             raise ValueError(f"phase_epochs needs {len(PHASES)} values, not "
                              f"{len(self.phase_epochs)}")
 
     def to_json(self):
-        doc = asdict(self)
-        return {**doc, "r": list(self.r), "phase_epochs": list(self.phase_epochs)}
+        doc = {**asdict(self), "r": list(self.r), "phase_epochs": list(self.phase_epochs),
+               "p": list(self.p)}
+        return {k: v for k, v in doc.items() if k not in _NEW_DEFAULTS or v != _NEW_DEFAULTS[k]}
 
     def key(self):
         """A short hash of the settings: equal keys mean the same training run."""
@@ -94,8 +115,9 @@ def digits_mlp(hidden, n_in=64, n_classes=10):
 def build_models(config):
     """Fresh (teacher, student) for ``config``, initialised from its seed."""
     torch.manual_seed(config.seed)
-    teacher = digits_mlp(config.hidden)
-    student = strassenize(digits_mlp(config.hidden), config.r)
+    make = (lambda: digits_mlp(config.hidden)) if config.model == "mlp" else digits_cnn
+    teacher = make()
+    student = strassenize(make(), config.r, p=config.p or 1, batch_norm=config.batch_norm)
     return teacher, student
 
 
@@ -108,9 +130,14 @@ def _tensors(data, device):
 
 
 def predict(model, x):
-    """Logits of ``model`` for float inputs ``x`` (no gradient)."""
-    with torch.no_grad():
-        return model(x)
+    """Logits of ``model`` for float inputs ``x`` (no gradient, in eval mode: batch norms use
+    their running statistics and keep them)."""
+    training = model.training
+    try:
+        with torch.no_grad():
+            return model.eval()(x)
+    finally:
+        model.train(training)
 
 
 def accuracy(model, x, y):

@@ -2,7 +2,8 @@
 
 A Strassen layer computes ``y = W_c (ã ⊙ (W_b x)) + bias`` (StrassenNets, Sec. 2.1-2.2): ``W_b``
 (r × in) and ``W_c`` (out × r) become ternary, so the only multiplications left are the r
-products with the learned vector ã.
+products with the learned vector ã. :class:`StrassenLinear` is the fully connected layer;
+:class:`~strassen_hw.train.conv.StrassenConv2d` the convolution (Sec. 2.4).
 """
 
 import numbers
@@ -10,9 +11,11 @@ import numbers
 import torch
 from torch import nn
 
-from .quantize import TernaryQuantizer
+from .conv import StrassenConv2d, conv2d_counts
+from .quantize import TernaryQuantizer, ternarize
 
-__all__ = ["PHASES", "StrassenLinear", "strassenize", "set_phase", "strassen_layers"]
+__all__ = ["PHASES", "StrassenLinear", "strassenize", "set_phase", "strassen_layers",
+           "count_operations"]
 
 #: The training phases, in order (paper Sec. 2.2): full-precision ``W_b``/``W_c``; ternary
 #: ``W_b``/``W_c`` with straight-through gradients to their shadows; ternary values fixed while
@@ -73,10 +76,26 @@ class StrassenLinear(nn.Module):
         return (f"in_features={self.in_features}, r={self.r}, "
                 f"out_features={self.out_features}, bias={self.bias is not None}")
 
+    def multiplications(self, input_hw=None):
+        """Multiplications per input vector: r (``input_hw`` is ignored)."""
+        return self.r
+
+    def additions(self, input_hw=None, worst_case=False):
+        """Additions per input vector: ``max(m - 1, 0)`` per row of ``T_b`` with m non-zeros,
+        ``max(m + b - 1, 0)`` per row of ``T_c`` (b = 1 with a bias); ``worst_case`` counts
+        every entry as non-zero. See :meth:`StrassenConv2d.additions`."""
+        b = int(self.bias is not None)
+        if worst_case:
+            return self.r * (self.in_features - 1) + self.out_features * (self.r - 1 + b)
+        per_b = (ternarize(self.w_b)[0] != 0).sum(1)
+        per_c = (ternarize(self.w_c)[0] != 0).sum(1)
+        return int((per_b - 1).clamp(min=0).sum() + (per_c + b - 1).clamp(min=0).sum())
+
 
 def strassen_layers(model):
-    """The :class:`StrassenLinear` modules of ``model``, in module order."""
-    return [m for m in model.modules() if isinstance(m, StrassenLinear)]
+    """The Strassen layers (:class:`StrassenLinear`, :class:`StrassenConv2d`) of ``model``, in
+    module order."""
+    return [m for m in model.modules() if isinstance(m, (StrassenLinear, StrassenConv2d))]
 
 
 def set_phase(model, phase):
@@ -97,39 +116,141 @@ def set_phase(model, phase):
     return model
 
 
-def strassenize(model, r):
-    """Replace every ``nn.Linear`` of ``model`` (in place) by a :class:`StrassenLinear`.
+def strassenize(model, r, p=1, groups=None, batch_norm=False):
+    """Replace every ``nn.Linear`` and ``nn.Conv2d`` of ``model`` (in place) by a Strassen layer.
 
     Parameters
     ----------
     model : nn.Module
-        Any model; its ``nn.Linear`` children are replaced, everything else is kept.
-    r : int, sequence of int, or callable
-        The number of products per layer: one int for all layers, one int per ``nn.Linear`` in
-        module order, or a rule ``r(linear) -> int`` such as
-        ``lambda lin: lin.out_features // 2`` (r = c·out_features).
+        Any model; its ``nn.Linear`` children become :class:`StrassenLinear`, its ``nn.Conv2d``
+        children :class:`StrassenConv2d` (same kernel, stride, padding and bias; zero padding,
+        no dilation), everything else is kept.
+    r : int, float, sequence of int, or callable
+        The number of products per layer (per output patch for a convolution): one int for
+        all layers; a float c for ``r = max(1, round(c·out))`` with ``out`` the layer's output
+        features or channels (the paper's ``r = c·c_out``); one int per replaced layer in
+        module order; or a rule ``r(layer) -> int or None`` such as
+        ``lambda m: m.out_features // 2``, where None keeps that layer dense.
+    p : int, sequence of int, or callable
+        Output patch side of the convolutions: one for all, one per ``nn.Conv2d`` in module
+        order, or a rule ``p(conv) -> int``.
+    groups : int, callable or None
+        Groups of ``W_b`` in the convolutions; None takes each ``nn.Conv2d``'s own groups.
+    batch_norm : bool
+        Batch norm after ``W_b`` in the convolutions.
 
     Returns
     -------
     nn.Module
         ``model`` itself, with fresh Strassen layers (they do not inherit the dense weights).
     """
+    if isinstance(model, (nn.Linear, nn.Conv2d)):
+        raise TypeError("strassenize needs a model that contains nn.Linear or nn.Conv2d layers; "
+                        "wrap a bare layer in nn.Sequential")
     targets = [(parent, name, child) for parent in model.modules()
-               for name, child in parent.named_children() if isinstance(child, nn.Linear)]
-    if isinstance(model, nn.Linear):
-        raise TypeError("strassenize needs a model that contains nn.Linear layers; wrap a bare "
-                        "nn.Linear in nn.Sequential")
+               for name, child in parent.named_children()
+               if isinstance(child, (nn.Linear, nn.Conv2d))]
     if callable(r):
         sizes = [r(child) for _, _, child in targets]
-    elif isinstance(r, int):
-        sizes = [r] * len(targets)
+    elif isinstance(r, numbers.Integral) and not isinstance(r, bool):
+        sizes = [int(r)] * len(targets)
+    elif isinstance(r, numbers.Real) and not isinstance(r, bool):
+        sizes = [max(1, round(r * _outputs(child))) for _, _, child in targets]
     else:
         sizes = list(r)
         if len(sizes) != len(targets):
             raise ValueError(f"r lists {len(sizes)} value(s) but the model has {len(targets)} "
-                             "nn.Linear layer(s)")
+                             "nn.Linear/nn.Conv2d layer(s)")
+    convs = [child for _, _, child in targets if isinstance(child, nn.Conv2d)]
+    if callable(p) or isinstance(p, numbers.Integral):
+        patch = {id(conv): p(conv) if callable(p) else p for conv in convs}
+    else:
+        patch = list(p)
+        if len(patch) != len(convs):
+            raise ValueError(f"p lists {len(patch)} value(s) but the model has {len(convs)} "
+                             "nn.Conv2d layer(s)")
+        patch = dict(zip(map(id, convs), patch))
     for (parent, name, child), size in zip(targets, sizes):
-        layer = StrassenLinear(child.in_features, int(size), child.out_features,
-                               bias=child.bias is not None)
+        if size is None:
+            continue
+        if isinstance(child, nn.Linear):
+            layer = StrassenLinear(child.in_features, size, child.out_features,
+                                   bias=child.bias is not None)
+        else:
+            layer = _strassen_conv(child, size, patch[id(child)],
+                                   groups(child) if callable(groups) else groups, batch_norm)
         setattr(parent, name, layer.to(child.weight.device, child.weight.dtype))
     return model
+
+
+def _outputs(layer):
+    return layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+
+
+def _strassen_conv(conv, r, p, groups, batch_norm):
+    if conv.dilation != (1, 1) or conv.padding_mode != "zeros":
+        raise ValueError(f"cannot strassenize {conv}: only zero padding without dilation is "
+                         "supported")
+    padding = conv.padding
+    if padding == "valid":
+        padding = (0, 0)
+    elif padding == "same":
+        if conv.stride != (1, 1) or any(k % 2 == 0 for k in conv.kernel_size):
+            raise ValueError(f"cannot strassenize {conv}: padding='same' needs an odd kernel "
+                             "and stride 1; give the padding as integers")
+        padding = tuple(k // 2 for k in conv.kernel_size)
+    return StrassenConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, r, p=p,
+                          groups=conv.groups if groups is None else groups, stride=conv.stride,
+                          padding=padding, bias=conv.bias is not None, batch_norm=batch_norm)
+
+
+def count_operations(model, input_shape, worst_case=False):
+    """Multiplications and additions per input of ``model``'s linear and convolution layers.
+
+    Runs one all-zero input of ``input_shape`` (without the batch dimension) through ``model``
+    to find each layer's input size, then sums :meth:`StrassenConv2d.multiplications` and
+    ``.additions`` of the Strassen layers and :func:`~strassen_hw.train.conv.conv2d_counts` of
+    dense ``nn.Conv2d`` (``nn.Linear``: ``in·out`` of each). ReLU, pooling (comparisons, or an
+    average pool's shift) and batch norms (folded into the layer before) are not counted.
+
+    Returns
+    -------
+    dict
+        ``{"multiplications": int, "additions": int, "layers": [{"name", "type",
+        "multiplications", "additions"}, ...]}``.
+    """
+    rows, hooks = [], []
+
+    def count(name, module, args):
+        x = args[0]
+        hw = tuple(x.shape[-2:])
+        if isinstance(module, StrassenConv2d):
+            mults, adds = module.multiplications(hw), module.additions(hw, worst_case)
+        elif isinstance(module, nn.Conv2d):
+            mults, adds = conv2d_counts(module, hw)
+        else:                           # a linear layer, applied at every leading position
+            positions = x.numel() // (x.shape[0] * module.in_features)
+            if isinstance(module, StrassenLinear):
+                mults, adds = module.multiplications(), module.additions(worst_case=worst_case)
+            else:
+                mults = module.in_features * module.out_features
+                adds = mults - module.out_features * int(module.bias is None)
+            mults, adds = positions * mults, positions * adds
+        rows.append({"name": name, "type": type(module).__name__, "multiplications": mults,
+                     "additions": adds})
+
+    for name, module in model.named_modules():
+        if isinstance(module, (StrassenLinear, StrassenConv2d, nn.Linear, nn.Conv2d)):
+            hooks.append(module.register_forward_pre_hook(
+                lambda m, args, name=name: count(name, m, args)))
+    training = model.training
+    try:
+        param = next(model.parameters())
+        with torch.no_grad():
+            model.eval()(torch.zeros((1, *input_shape), device=param.device, dtype=param.dtype))
+    finally:
+        model.train(training)
+        for hook in hooks:
+            hook.remove()
+    return {"multiplications": sum(row["multiplications"] for row in rows),
+            "additions": sum(row["additions"] for row in rows), "layers": rows}
