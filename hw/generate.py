@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from ..frozen import atomic_write
 from .layer import LayerPlan
-from .network import StrassenNetwork
+from .network import StrassenNetwork, check_linear
 from .tree import convert
 
 __all__ = ["generate_verilog", "generate", "report", "plan"]
@@ -26,6 +26,7 @@ def _report(name, plans):
 
 def plan(net, *, levels_per_stage=2, share=True, progress=False):
     """The :class:`LayerPlan` of every layer of ``net`` (adder graphs, folding, schedule)."""
+    check_linear(net)
     layers = list(zip(net.layers, net.layer_inputs()))
     return [LayerPlan(layer, fmt, levels_per_stage, share)
             for layer, fmt in tqdm(layers, desc="adder graphs", unit="layer",

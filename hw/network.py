@@ -4,9 +4,20 @@ from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..frozen import FrozenConvLayer, FrozenError
 from .layer import StrassenLayer, format_shape
 
-__all__ = ["StrassenNetwork"]
+__all__ = ["StrassenNetwork", "check_linear"]
+
+
+def check_linear(net):
+    """Raise :class:`~strassen_hw.frozen.FrozenError` (one line) when ``net`` has a
+    convolution layer: the hardware generator builds linear layers only so far."""
+    for index, layer in enumerate(net.layers):
+        if isinstance(layer, FrozenConvLayer):
+            raise FrozenError(f"layer {index} of {net.name} is a convolution; the hardware "
+                              "handles linear layers only so far (use 'strassen-hw reference' "
+                              "for its exact outputs)")
 
 
 class StrassenNetwork(wiring.Component):
@@ -38,6 +49,7 @@ class StrassenNetwork(wiring.Component):
     """
 
     def __init__(self, net, *, levels_per_stage=2, share=True, trees="verilog", plans=None):
+        check_linear(net)
         self.net = net
         plans = plans or [None] * len(net.layers)
         self.layers = [StrassenLayer(layer, fmt, levels_per_stage=levels_per_stage, share=share,

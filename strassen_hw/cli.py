@@ -253,6 +253,8 @@ def _simulate_network(args):
     if args.outputs:
         _not_an_input(args.outputs, "--outputs", args.design, args.inputs)
     net = load(args.design)
+    from .hw.network import check_linear
+    check_linear(net)
     vectors = args.vectors
     if vectors is None:
         vectors = _WAVES_VECTORS if args.waves else _VECTORS
