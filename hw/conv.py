@@ -2,8 +2,8 @@
 
 ::
 
-    pixels ─▶ line buffer (K_h rows) ─▶ windows ─▶ StrassenLayer(patch) ─▶ patch-row buffer
-           ─▶ pixels (row-major, cropped) ─▶ pooling ─▶ pixels
+    pixels ─▶ line buffer (K_h rows) ─▶ windows ─▶ StrassenLayer(patch)
+           ─▶ patch-row buffer ─▶ pixels (row-major, cropped) ─▶ pooling ─▶ pixels
 
 One pixel (all channels) per transfer, rows top to bottom, left to right (the pixel order of
 :mod:`strassen_hw.frozen_conv`). The line buffer holds ``K_h = s·(p-1)+k`` image rows in a ring;
