@@ -108,8 +108,11 @@ class ConvGeometry:
         object.__setattr__(self, "pool_size", q)
         if self.pool == "none" and q != 1:
             fz._fail(where, f"'pool_size' = {q} without pooling; set it to 1 or choose a pool")
+        if self.pool != "none" and min(self.conv_hw) < 2:
+            fz._fail(where, f"'pool' needs a convolution output of at least 2×2, not "
+                            f"{self.conv_hw[0]}×{self.conv_hw[1]}; set it to \"none\"")
         if self.pool != "none" and not 2 <= q <= min(self.conv_hw):
-            fz._fail(where, f"'pool_size' = {q} must be 2..{max(2, min(self.conv_hw))} (the "
+            fz._fail(where, f"'pool_size' = {q} must be 2..{min(self.conv_hw)} (the "
                             f"{self.conv_hw[0]}×{self.conv_hw[1]} convolution output)")
         if self.pool == "avg" and q & (q - 1):
             fz._fail(where, f"'pool_size' = {q} is not a power of two; average pooling "

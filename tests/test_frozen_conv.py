@@ -183,6 +183,13 @@ CASES = [  # c_in, c_out, (H, W), kernel, p, stride, padding, groups, pool, q
     (4, 2, (5, 3), 3, 2, 2, 1, 2, "avg", 2),
     (2, 2, (7, 6), (3, 1), 3, (1, 2), (1, 0), 1, "max", 2),
     (3, 4, (8, 8), 3, 2, 1, 1, 3, "avg", 4),
+    # extremes: a 1×1 image padded by 2 with p = 3; one column; padding wider than the
+    # kernel; stride 3 with a 4×2 kernel; p = 4 past a 3×3 image, 3×3 pooling
+    (1, 1, (1, 1), 1, 3, 1, 2, 1, "none", 1),
+    (2, 2, (4, 1), 1, 2, (2, 1), 0, 2, "none", 1),
+    (1, 1, (2, 2), 1, 1, 1, 3, 1, "max", 2),
+    (1, 3, (9, 5), (4, 2), 2, 3, (2, 1), 1, "avg", 2),
+    (2, 1, (3, 3), 3, 4, 2, 2, 1, "max", 3),
 ]
 
 
@@ -261,6 +268,8 @@ def test_version_1_unchanged(tmp_path):
      "layer 0 conv: 'pool_size' = 3 must be 2..3|is not a power of two"),
     (lambda d: d["layers"][0]["conv"].update(pool_size=1),
      r"layer 0 conv: 'pool_size' = 1 must be 2\.\.3"),
+    (lambda d: d["layers"][0]["conv"].update(height=1, width=4),
+     "layer 0 conv: 'pool' needs a convolution output of at least 2×2, not 1×4"),
     (lambda d: d["layers"][0]["conv"].update(pool="none"),
      "layer 0 conv: 'pool_size' = 2 without pooling"),
     (lambda d: d["layers"][0]["conv"].update(groups=2),
