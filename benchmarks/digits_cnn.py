@@ -8,8 +8,9 @@ Strassen model (end of the full-precision phase) and of the ternary one (end of 
 the multiplications and additions per image against the dense CNN's; then a summary per r, and
 plots accuracy against multiplications (mean and min-max over the seeds).
 
-The ternary model is the float network with ternary ``W_b``/``W_c``; freezing it into integers
-(and so the hardware's accuracy) is not measured here.
+The ternary model is the float network with ternary ``W_b``/``W_c``; each is then frozen into
+integers (:func:`strassen_hw.train.freeze.freeze`, batch norm folded into ã and the biases) and
+the frozen network's accuracy is that of the exact reference (``frozen``).
 
     python benchmarks/digits_cnn.py                     # docs/cnn-accuracy-vs-mults.png
     python benchmarks/digits_cnn.py --seeds 0 --r 8,16,10 --out /tmp/cnn.png
@@ -38,7 +39,9 @@ def measure(config, data, teacher):
     """Train the student of ``config`` distilled from ``teacher``; one result row."""
     import torch
 
+    from strassen_hw.reference import forward
     from strassen_hw.train.fit import accuracy, train
+    from strassen_hw.train.freeze import freeze
     from strassen_hw.train.layers import count_operations
     from strassen_hw.train.models import digits_cnn
 
@@ -48,9 +51,13 @@ def measure(config, data, teacher):
     last = {row["stage"]: row["test_accuracy"] for row in result.history}
     ops = count_operations(result.student, (64,))
     dense = count_operations(digits_cnn(), (64,))
+    net, report = freeze(result.student, data.x_train, name="cnn",
+                         input_format=data.input_format, input_scale=data.input_scale)
+    frozen = float(np.mean(forward(net, data.x_test).argmax(1) == data.y_test))
     return {"seed": config.seed, "r": list(config.r), "p": list(config.p),
             "batch_norm": config.batch_norm, "teacher": accuracy(teacher, x, y),
             "float_strassen": last["full_precision"], "ternary": accuracy(result.student, x, y),
+            "frozen": frozen, "a_width": report.a_width,
             "multiplications": ops["multiplications"], "additions": ops["additions"],
             "additions_worst_case": count_operations(result.student, (64,),
                                                      worst_case=True)["additions"],
@@ -150,7 +157,8 @@ def main(argv=None):
             rows.append(row)
             print(f"seed {seed} r={','.join(map(str, r))}: teacher {100 * row['teacher']:.2f}%"
                   f"  float Strassen {100 * row['float_strassen']:.2f}%  ternary "
-                  f"{100 * row['ternary']:.2f}%  mults {row['multiplications']} = "
+                  f"{100 * row['ternary']:.2f}%  frozen {100 * row['frozen']:.2f}% (ã in "
+                  f"{row['a_width']} bits)  mults {row['multiplications']} = "
                   f"{100 * row['multiplications'] / row['dense_multiplications']:.2f}% of "
                   f"{row['dense_multiplications']}  adds {row['additions']} (every entry: "
                   f"{row['additions_worst_case']}; dense {row['dense_additions']})  "
@@ -159,11 +167,15 @@ def main(argv=None):
     for r in args.r or R_VALUES:
         sel = [row for row in rows if tuple(row["r"]) == tuple(r)]
         gap = 100 * np.array([row["ternary"] - row["teacher"] for row in sel])
+        frozen_gap = 100 * np.array([row["frozen"] - row["teacher"] for row in sel])
         print(f"  r={','.join(map(str, r))} p={','.join(map(str, args.p))}: teacher "
               f"{100 * np.mean([row['teacher'] for row in sel]):.2f}%  float Strassen "
               f"{100 * np.mean([row['float_strassen'] for row in sel]):.2f}%  ternary "
               f"{100 * np.mean([row['ternary'] for row in sel]):.2f}%  gap {gap.mean():+.2f} "
-              f"(from {gap.min():+.2f} to {gap.max():+.2f})  mults "
+              f"(from {gap.min():+.2f} to {gap.max():+.2f})  frozen "
+              f"{100 * np.mean([row['frozen'] for row in sel]):.2f}% gap "
+              f"{frozen_gap.mean():+.2f} (from {frozen_gap.min():+.2f} to "
+              f"{frozen_gap.max():+.2f})  mults "
               f"{sel[0]['multiplications']} = "
               f"{100 * sel[0]['multiplications'] / sel[0]['dense_multiplications']:.2f}%"
               f" of dense", flush=True)

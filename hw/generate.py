@@ -6,6 +6,7 @@ import os
 from tqdm import tqdm
 
 from ..frozen import atomic_write
+from .conv import line_buffer_bits
 from .layer import LayerPlan
 from .network import StrassenNetwork
 from .tree import convert
@@ -15,18 +16,30 @@ __all__ = ["generate_verilog", "generate", "report", "plan"]
 _TOTALS = ("multipliers", "adders", "adders_unshared", "register_bits", "latency")
 
 
-def _report(name, plans):
+def _report(name, plans, net=None):
     layers = [plan.report() for plan in plans]
+    for item, layer, fmt in zip(layers, net.layers if net else [], net.layer_inputs() if net
+                                else []):
+        if hasattr(layer, "geometry"):     # a convolution: its patch layer, once per window
+            g = layer.geometry
+            item["conv"] = {**g.to_json(), "windows_per_image": g.patches[0] * g.patches[1],
+                            "multiplications_per_image": layer.multiplications(),
+                            "line_buffer_bits": line_buffer_bits(layer, fmt),
+                            "n_in_image": layer.n_in, "n_out_image": layer.n_out}
     total = {key: sum(item[key] for item in layers) for key in _TOTALS}
     total.update(n_in=layers[0]["n_in"], n_out=layers[-1]["n_out"],
                  r=sum(item["r"] for item in layers),
                  input=layers[0]["input"], output=layers[-1]["output"])
+    if any("conv" in item for item in layers):
+        total.update(n_in=net.n_in, n_out=net.n_out, line_buffer_bits=sum(
+            item["conv"]["line_buffer_bits"] for item in layers if "conv" in item))
     return {"name": name, "layers": layers, "total": total}
 
 
 def plan(net, *, levels_per_stage=2, share=True, progress=False):
     """The :class:`LayerPlan` of every layer of ``net`` (adder graphs, folding, schedule)."""
-    layers = list(zip(net.layers, net.layer_inputs()))
+    layers = [(getattr(layer, "patch", layer), fmt)
+              for layer, fmt in zip(net.layers, net.layer_inputs())]
     return [LayerPlan(layer, fmt, levels_per_stage, share)
             for layer, fmt in tqdm(layers, desc="adder graphs", unit="layer",
                                    disable=not progress, leave=False)]
@@ -36,8 +49,10 @@ def report(net, *, levels_per_stage=2, share=True):
     """The cost of ``net`` in hardware, without generating it: per layer and in total
     ``n_in``, ``r``, ``n_out``, ``multipliers`` (after folding trivial ã), ``adders`` (from the
     generator's own graph; ``adders_unshared`` without sharing), ``register_bits``,
-    ``latency`` (cycles), ``input`` and ``output`` formats."""
-    return _report(net.name, plan(net, levels_per_stage=levels_per_stage, share=share))
+    ``latency`` (cycles), ``input`` and ``output`` formats. A convolution layer reports its
+    patch layer (``n_in``, ``n_out``: one window, one patch) and under ``conv`` its geometry,
+    windows and multiplications per image and line buffer bits."""
+    return _report(net.name, plan(net, levels_per_stage=levels_per_stage, share=share), net)
 
 
 def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog"):
@@ -61,7 +76,7 @@ def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", p
     with tqdm(total=1, desc="Verilog", disable=not progress, leave=False) as bar:
         text = convert(top, net.name, top.trees)
         bar.update()
-    result = _report(net.name, plans)
+    result = _report(net.name, plans, net)
     atomic_write(os.path.join(out_dir, f"{net.name}.v"), text)
     atomic_write(os.path.join(out_dir, "report.json"), json.dumps(result, indent=1) + "\n")
     return result

@@ -1,9 +1,16 @@
-"""A frozen network as one stream component: Strassen layers chained on streams."""
+"""A frozen network as one stream component: Strassen layers chained on streams.
+
+Convolution layers (:mod:`.conv`) work on pixel streams: a :class:`~.conv.PixelSerializer`
+before a run of them turns the input vector into pixels, a :class:`~.conv.PixelDeserializer`
+after it turns the output image back into one vector (the flattening, in pixel order), so the
+network keeps one vector in and one vector out."""
 
 from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..frozen import FrozenConvLayer
+from .conv import PixelDeserializer, PixelSerializer, StreamingConv
 from .layer import StrassenLayer, format_shape
 
 __all__ = ["StrassenNetwork"]
@@ -29,23 +36,38 @@ class StrassenNetwork(wiring.Component):
     ----------
     i : stream, payload ``ArrayLayout(input shape, n_in)``
     o : stream, payload ``ArrayLayout(output shape, n_out)``
-    layers : list of StrassenLayer
+    layers : list of StrassenLayer or StreamingConv
         Submodules ``layer0``, ``layer1``, ...
+    stages : list of components
+        The layers with the pixel (de)serializers between them, in stream order.
     trees : list of TernaryAdderTree
         Those of every layer, in order.
-    latency : int
-        Cycles from an accepted input vector to its output vector, without stalls.
+    latency : int or None
+        Cycles from an accepted input vector to its output vector, without stalls (None with
+        convolution layers, whose cycles depend on the image).
     """
 
     def __init__(self, net, *, levels_per_stage=2, share=True, trees="verilog", plans=None):
         self.net = net
         plans = plans or [None] * len(net.layers)
-        self.layers = [StrassenLayer(layer, fmt, levels_per_stage=levels_per_stage, share=share,
-                                     trees=trees, module_prefix=f"{net.name}_layer{index}",
-                                     plan=plan)
-                       for index, (layer, fmt, plan) in enumerate(zip(net.layers,
-                                                                      net.layer_inputs(), plans))]
-        self.latency = sum(layer.latency for layer in self.layers)
+        self.layers, self.stages, pixels = [], [], None
+        for index, (layer, fmt, plan) in enumerate(zip(net.layers, net.layer_inputs(), plans)):
+            kind = StreamingConv if isinstance(layer, FrozenConvLayer) else StrassenLayer
+            unit = kind(layer, fmt, levels_per_stage=levels_per_stage, share=share, trees=trees,
+                        module_prefix=f"{net.name}_layer{index}", plan=plan)
+            if kind is StreamingConv and pixels is None:
+                height, width, channels = layer.in_shape
+                self.stages.append(PixelSerializer(fmt, height * width, channels))
+            elif kind is StrassenLayer and pixels is not None:
+                self.stages.append(PixelDeserializer(fmt, *pixels))
+            pixels = (layer.out_shape[0] * layer.out_shape[1], layer.out_shape[2]) \
+                if kind is StreamingConv else None
+            self.layers.append(unit)
+            self.stages.append(unit)
+        if pixels is not None:
+            self.stages.append(PixelDeserializer(net.output, *pixels))
+        self.latency = (None if len(self.stages) > len(self.layers)
+                        else sum(layer.latency for layer in self.layers))
         self.trees = [tree for layer in self.layers for tree in layer.trees]
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(format_shape(net.input), net.n_in))),
@@ -56,8 +78,11 @@ class StrassenNetwork(wiring.Component):
         m = Module()
         for index, layer in enumerate(self.layers):
             m.submodules[f"layer{index}"] = layer
-        wiring.connect(m, wiring.flipped(self.i), self.layers[0].i)
-        for a, b in zip(self.layers, self.layers[1:]):
+        for index, stage in enumerate(self.stages):
+            if not any(stage is layer for layer in self.layers):
+                m.submodules[f"pixels{index}"] = stage
+        wiring.connect(m, wiring.flipped(self.i), self.stages[0].i)
+        for a, b in zip(self.stages, self.stages[1:]):
             wiring.connect(m, a.o, b.i)
-        wiring.connect(m, self.layers[-1].o, wiring.flipped(self.o))
+        wiring.connect(m, self.stages[-1].o, wiring.flipped(self.o))
         return m

@@ -250,13 +250,34 @@ def check(design, inputs, *, verilog=None, **kwargs):
 def extreme_vectors(net):
     """Inputs at the edges of the input range: all minimum, all maximum, alternating
     minimum/maximum (both phases), then for each row of the first layer's ``W_b`` the two inputs
-    that drive that row's sum to its largest and its smallest value."""
+    that drive that row's sum to its largest and its smallest value (a convolution: every
+    window of the image alike, where the windows do not overlap)."""
     lo, hi = net.input.min, net.input.max
     alternate = np.where(np.arange(net.n_in) % 2 == 0, lo, hi)
     rows = [np.full(net.n_in, lo), np.full(net.n_in, hi), alternate, lo + hi - alternate]
-    for row in net.layers[0].w_b:
+    first = net.layers[0]
+    for row in getattr(first, "patch", first).w_b:
+        if hasattr(first, "patch"):
+            row = _tile_window(first.geometry, row)
         rows += [np.where(row > 0, hi, lo), np.where(row > 0, lo, hi)]
     return np.stack(rows).astype(np.int64)
+
+
+def _tile_window(geometry, row):
+    """A ``W_b`` row of a convolution's patch layer laid over the image at every window: the
+    image value at each pixel is the row's entry there in the last window covering it."""
+    image = np.zeros((geometry.height, geometry.width, geometry.in_channels), dtype=np.int64)
+    kh, kw = geometry.window
+    window = np.asarray(row).reshape(kh, kw, geometry.in_channels)
+    (sh, sw), (pad_h, pad_w) = geometry.stride, geometry.padding
+    for i in range(geometry.patches[0]):
+        for j in range(geometry.patches[1]):
+            top, left = sh * geometry.p * i - pad_h, sw * geometry.p * j - pad_w
+            for a in range(kh):
+                for b in range(kw):
+                    if 0 <= top + a < geometry.height and 0 <= left + b < geometry.width:
+                        image[top + a, left + b] = window[a, b]
+    return image.reshape(-1)
 
 
 def test_vectors(net, count, seed=0):

@@ -196,7 +196,9 @@ def cmd_generate(args):
     print(f"wrote {out / (net.name + '.v')} and {out / 'report.json'}: "
           f"{len(result['layers'])} layer(s), {total['multipliers']} multiplier(s), "
           f"{total['adders']} adders, {total['register_bits']} register bits, "
-          f"latency {total['latency']} cycles")
+          + (f"latency {total['latency']} cycles" if "line_buffer_bits" not in total else
+             f"{total['line_buffer_bits']} line buffer bits (convolutions: cycles per image "
+             "depend on the image and the stalls)"))
 
 
 def _operand(args):
@@ -395,20 +397,36 @@ def _int_list(text):
     return tuple(values)
 
 
+#: ``train --model cnn`` defaults: r of conv 1, conv 2 and the classifier; p of the convolutions.
+_CNN_PRODUCTS, _CNN_P = (8, 16, 10), (2, 2)
+
+
 def _train_config(args):
     from .train.fit import TrainConfig
-    if len(args.products) != 2 or min(args.products) < 1:
-        raise UserError(f"--products {','.join(map(str, args.products))}: give two positive "
-                        "values, r of the hidden layer and r of the output layer")
+    cnn = args.model == "cnn"
+    if not cnn and (args.p is not None or args.batch_norm is not None):
+        raise UserError("--p and --batch-norm apply to --model cnn only; remove them")
+    products = args.products or (_CNN_PRODUCTS if cnn else (48, 30))
+    want = 3 if cnn else 2
+    if len(products) != want or min(products) < 1:
+        raise UserError(f"--products {','.join(map(str, products))}: give "
+                        + ("three positive values, r of conv 1, conv 2 and the classifier"
+                           if cnn else "two positive values, r of the hidden layer and r of "
+                           "the output layer"))
+    p = args.p or (_CNN_P if cnn else ())
+    if cnn and (len(p) != 2 or min(p) < 1):
+        raise UserError(f"--p {','.join(map(str, p))}: give two positive values, the patch "
+                        "side of conv 1 and conv 2")
     if len(args.epochs) != 3:
         raise UserError(f"--epochs {','.join(map(str, args.epochs))}: give three values "
                         "(full precision, quantized, ternary fixed)")
     if args.hidden < 1 or args.batch_size < 1 or args.lr <= 0:
         raise UserError("--hidden, --batch-size and --lr must be positive")
-    return TrainConfig(hidden=args.hidden, r=args.products, seed=args.seed,
+    extra = dict(model="cnn", p=p, batch_norm=args.batch_norm is not False) if cnn else {}
+    return TrainConfig(hidden=args.hidden, r=products, seed=args.seed,
                        teacher_epochs=args.teacher_epochs, phase_epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       distill=not args.no_distill)
+                       distill=not args.no_distill, **extra)
 
 
 def cmd_train(args):
@@ -424,9 +442,12 @@ def cmd_train(args):
     context = setup(None if args.device == "auto" else args.device)
     try:
         if context.main:
+            teacher = (f"64-{config.hidden}-10" if config.model == "mlp" else "CNN (p = "
+                       + ",".join(map(str, config.p)) + (", batch norm)" if config.batch_norm
+                                                         else ")"))
             print(f"training on {context.device}"
                   + (f" in {context.world_size} processes" if context.distributed else "")
-                  + f": teacher 64-{config.hidden}-10, Strassen r = "
+                  + f": teacher {teacher}, Strassen r = "
                   + ",".join(map(str, config.r)) + f", seed {config.seed}")
         try:
             result = train(config, digits.load(), context=context, log=print)
@@ -439,8 +460,13 @@ def cmd_train(args):
                 raise UserError(f"{args.output}: cannot write the checkpoint "
                                 f"({e.strerror or e})")
             last = {row["stage"]: row for row in result.history}
-            dense, _ = dense_counts([(64, config.hidden), (config.hidden, 10)])
-            mults = sum(config.r)
+            if config.model == "mlp":
+                dense, _ = dense_counts([(64, config.hidden), (config.hidden, 10)])
+                mults = sum(config.r)
+            else:
+                from .train.layers import count_operations
+                dense = count_operations(result.teacher, (64,))["multiplications"]
+                mults = count_operations(result.student, (64,))["multiplications"]
             print(f"wrote {args.output}: teacher test accuracy "
                   f"{100 * last['teacher']['test_accuracy']:.2f}%, Strassen "
                   f"{100 * last['ternary_fixed']['test_accuracy']:.2f}% with {mults} "
@@ -592,10 +618,19 @@ def build_parser():
 
     p = sub.add_parser("train", help="train a float teacher and a Strassen model on the digits "
                                      "(runs under torchrun too)")
+    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
+                   help="mlp (64-hidden-10, default) or cnn (two 3×3 convolutions with max "
+                        "pooling, then a linear classifier)")
     p.add_argument("--hidden", type=int, default=128, help="hidden width (default 128)")
     # not "--r": torchrun would take it for an abbreviation of its own options
-    p.add_argument("--products", type=_int_list, default=(48, 30), metavar="R1,R2",
-                   help="r, the products of the hidden and of the output layer (default 48,30)")
+    p.add_argument("--products", type=_int_list, default=None, metavar="R1,R2[,R3]",
+                   help="r per Strassen layer: of the hidden and the output layer (default "
+                        "48,30); cnn: of conv 1, conv 2 and the classifier, per output patch "
+                        "for a convolution (default 8,16,10)")
+    p.add_argument("--p", type=_int_list, default=None, metavar="P1,P2",
+                   help="cnn: output patch side of conv 1 and conv 2 (default 2,2)")
+    p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="cnn: batch norm after W_b in the convolutions (default on)")
     p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--teacher-epochs", type=int, default=60, metavar="N")
     p.add_argument("--epochs", type=_int_list, default=(60, 60, 30), metavar="E1,E2,E3",

@@ -1,7 +1,8 @@
 """The frozen network: the one contract between training and hardware.
 
 A frozen network holds only integers and fixed-point formats. It is stored as one JSON file
-(format ``strassen-hw-frozen``, version 1, documented field by field in ``docs/frozen-format.md``)
+(format ``strassen-hw-frozen``, version 1, or 2 with convolution layers from
+:mod:`.frozen_conv`; documented field by field in ``docs/frozen-format.md``)
 and validated when built: the constructors of :class:`Format`, :class:`FrozenLayer` and
 :class:`FrozenNetwork` check every rule, so a network made in Python, read by :func:`load` or
 drawn by :func:`random_network` obeys the same ones. Everything downstream (reference, hardware,
@@ -23,14 +24,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .frozen_conv import CONV_KEYS, ConvGeometry, FrozenConvLayer
+
 __all__ = [
-    "FORMAT", "VERSION", "ROUNDING", "MAX_SHIFT", "MAX_NAME",
-    "FrozenError", "Format", "FrozenLayer", "FrozenNetwork", "check_name",
+    "FORMAT", "VERSION", "VERSIONS", "ROUNDING", "MAX_SHIFT", "MAX_NAME",
+    "FrozenError", "Format", "FrozenLayer", "FrozenConvLayer", "ConvGeometry", "FrozenNetwork",
+    "check_name",
     "load", "save", "random_network",
 ]
 
 FORMAT = "strassen-hw-frozen"
 VERSION = 1
+#: Versions read: 1 (linear layers) and 2 (also convolution layers, :mod:`.frozen_conv`);
+#: a network is written as version 2 only when it has a convolution layer.
+VERSIONS = (1, 2)
 #: Rounding rules of ``round_shift``: ``floor`` (arithmetic shift right) and ``half_up``
 #: (add half an output LSB, then shift: ties round toward +infinity).
 ROUNDING = ("floor", "half_up")
@@ -277,7 +284,7 @@ class FrozenNetwork:
     def to_json(self):
         return {
             "format": FORMAT,
-            "version": VERSION,
+            "version": 2 if any(isinstance(k, FrozenConvLayer) for k in self.layers) else 1,
             "name": self.name,
             "input": self.input.to_json(),
             "layers": [layer.to_json() for layer in self.layers],
@@ -343,14 +350,20 @@ def _validate_network(net):
         _fail("network", f"'input' must be a Format, not {_show(net.input)}")
     if not net.layers:
         _fail("network", "'layers' is empty; a network needs at least one layer")
-    n_in = None
+    n_in = shape = None
     for index, layer in enumerate(net.layers):
         where = f"layer {index}"
-        if not isinstance(layer, FrozenLayer):
-            _fail(where, f"must be a FrozenLayer, not {type(layer).__name__}")
+        if not isinstance(layer, (FrozenLayer, FrozenConvLayer)):
+            _fail(where, f"must be a FrozenLayer or FrozenConvLayer, not {type(layer).__name__}")
+        conv = isinstance(layer, FrozenConvLayer)
+        if conv and shape is not None and layer.in_shape != shape:
+            _fail(where, f"takes {'×'.join(map(str, layer.in_shape))} (height×width×channels) "
+                         f"images but the layer before gives {'×'.join(map(str, shape))}")
         if n_in is not None and layer.n_in != n_in:
-            _fail(where, f"'w_b' has {layer.n_in} columns but the layer input has {n_in} values")
-        n_in = layer.n_out
+            what = "its input image has" if conv else "'w_b' has"
+            unit = "values" if conv else "columns"
+            _fail(where, f"{what} {layer.n_in} {unit} but the layer input has {n_in} values")
+        n_in, shape = layer.n_out, layer.out_shape if conv else None
 
 
 # --- value ranges (exact, Python integers) ---------------------------------------------------
@@ -435,9 +448,9 @@ def from_json(doc):
     if "version" not in doc:
         _fail("network", "missing field 'version'")
     version = doc["version"]
-    if type(version) is not int or version != VERSION:
-        _fail("", f"version {_show(version)} is not supported; this strassen-hw reads version "
-                  f"{VERSION} (the integer 1)")
+    if type(version) is not int or version not in VERSIONS:
+        _fail("", f"version {_show(version)} is not supported; this strassen-hw reads versions "
+                  "1 and 2 (the integers)")
     _keys("network", doc, _TOP_KEYS)
     if not isinstance(doc["layers"], list):
         _fail("network", "'layers' must be a list of layer objects")
@@ -450,6 +463,9 @@ def from_json(doc):
         where = f"layer {index}"
         if not isinstance(item, dict):
             _fail(where, "must be an object")
+        if "conv" in item:
+            layers.append(_conv_from_json(where, item, version))
+            continue
         _keys(where, item, _LAYER_KEYS)
         output = _format(f"{where} output", item["output"])
         try:
@@ -457,6 +473,37 @@ def from_json(doc):
         except FrozenError as e:
             raise _relabel(e, "layer", where) from None
     return FrozenNetwork(name=doc["name"], input=fmt, layers=layers)
+
+
+def _conv_from_json(where, item, version):
+    """A :class:`FrozenConvLayer` from its object ``{"conv": {...}, "patch": {...}}``."""
+    if version < 2:
+        _fail(where, "a convolution layer ('conv') needs version 2; set \"version\": 2")
+    _keys(where, item, ("conv", "patch"))
+    if not isinstance(item["conv"], dict):
+        _fail(f"{where} conv", "must be an object")
+    _keys(f"{where} conv", item["conv"], CONV_KEYS)
+    for key in ("kernel", "stride", "padding"):
+        if not isinstance(item["conv"][key], list) or len(item["conv"][key]) != 2:
+            _fail(f"{where} conv", f"'{key}' must be a pair [rows, columns] of integers, not "
+                                   f"{_show(item['conv'][key])}")
+    try:
+        geometry = ConvGeometry(**item["conv"])
+    except FrozenError as e:
+        raise _relabel(e, "conv", f"{where} conv") from None
+    patch = item["patch"]
+    if not isinstance(patch, dict):
+        _fail(f"{where} patch", "must be an object")
+    _keys(f"{where} patch", patch, _LAYER_KEYS)
+    output = _format(f"{where} patch output", patch["output"])
+    try:
+        patch = FrozenLayer(**{**patch, "output": output})
+    except FrozenError as e:
+        raise _relabel(e, "layer", f"{where} patch") from None
+    try:
+        return FrozenConvLayer(geometry, patch)
+    except FrozenError as e:
+        raise _relabel(e, "layer", where) from None
 
 
 def _parse_int(text):
@@ -540,6 +587,18 @@ def atomic_write(path, data):
         raise
 
 
+def _dump_layer(layer, indent):
+    """A linear layer object, one matrix row per line, each line prefixed with ``indent``."""
+    items = []
+    for key, value in layer.items():
+        if key in ("w_b", "w_c"):
+            rows = f",\n{indent}    ".join(json.dumps(row) for row in value)
+            items.append(f'{indent}   "{key}": [\n{indent}    {rows}\n{indent}   ]')
+        else:
+            items.append(f'{indent}   "{key}": {json.dumps(value)}')
+    return f"{indent}  {{\n" + ",\n".join(items) + f"\n{indent}  }}"
+
+
 def save(net, path):
     """Write ``net`` to ``path`` atomically as deterministic JSON."""
     atomic_write(path, dumps(net))
@@ -551,15 +610,12 @@ def dumps(net):
     layers = doc.pop("layers")
     parts = [json.dumps(doc, indent=1)[:-2] + ',\n "layers": [\n']
     for index, layer in enumerate(layers):
-        items = []
-        for key, value in layer.items():
-            if key in ("w_b", "w_c"):
-                rows = ",\n    ".join(json.dumps(row) for row in value)
-                items.append(f'   "{key}": [\n    {rows}\n   ]')
-            else:
-                items.append(f'   "{key}": {json.dumps(value)}')
-        parts.append("  {\n" + ",\n".join(items) + "\n  }" + ("," if index < len(layers) - 1
-                                                               else "") + "\n")
+        if "patch" in layer:        # a convolution: its geometry on one line, then the patch
+            text = (f'  {{\n   "conv": {json.dumps(layer["conv"])},\n   "patch": '
+                    + _dump_layer(layer["patch"], "   ").lstrip() + "\n  }")
+        else:
+            text = _dump_layer(layer, "")
+        parts.append(text + ("," if index < len(layers) - 1 else "") + "\n")
     parts.append(" ]\n}\n")
     return "".join(parts)
 

@@ -1,13 +1,20 @@
 """The reference: exact integer outputs of a frozen network, in numpy. It is the specification
 the hardware must match bit for bit. No float anywhere on the path and no width limit: a layer
 runs in int64 when a bound on its values (from the actual inputs) proves that every value fits,
-and on Python integers (numpy object arrays) otherwise, so nothing ever wraps."""
+and on Python integers (numpy object arrays) otherwise, so nothing ever wraps.
+
+A convolution layer (:class:`~strassen_hw.frozen.FrozenConvLayer`) cuts its input image into
+windows (zeros past the image), runs its embedded linear layer on every window exactly as
+above, puts the patches in place, drops the outputs past the image and pools: the largest of
+each window (``max``) or its sum shifted right (``avg``, floor). See
+:mod:`strassen_hw.frozen_conv` for the geometry and the pixel order."""
 
 import numpy as np
 
-from .frozen import FrozenError
+from .frozen import FrozenConvLayer, FrozenError
 
-__all__ = ["round_shift", "saturate", "layer_forward", "forward", "check_inputs"]
+__all__ = ["round_shift", "saturate", "layer_forward", "conv_forward", "forward",
+           "check_inputs"]
 
 #: Values up to this magnitude are computed in int64 (one bit of margin below 2^63).
 _INT64_SAFE = 1 << 62
@@ -75,6 +82,23 @@ def layer_forward(layer, x, stages=None):
     return saturate(y, layer.output)
 
 
+def conv_forward(layer, x):
+    """Outputs of one :class:`~strassen_hw.frozen.FrozenConvLayer` for integer images ``x``
+    of shape (batch, height·width·in_channels) in pixel order: int64 (batch, n_out), the
+    output image in pixel order (see :mod:`strassen_hw.frozen_conv`)."""
+    g = layer.geometry
+    x = np.asarray(x)
+    windows = g.windows(x).reshape(-1, g.n_window)
+    y = layer_forward(layer.patch, windows)
+    image = g.pixels(y.reshape(x.shape[0], *g.patches, g.n_patch))
+    if g.pool == "max":
+        image = g.pool_windows(image).max(axis=3)
+    elif g.pool == "avg":       # the mean of q·q values: their sum shifted right by 2·log2 q
+        total = g.pool_windows(image).sum(axis=3)
+        image = round_shift(total, 2 * (g.pool_size.bit_length() - 1), "floor")
+    return np.ascontiguousarray(image).reshape(x.shape[0], -1).astype(np.int64)
+
+
 def _first(mask):
     i, j = (int(k) for k in np.argwhere(mask)[0])
     return i, j
@@ -130,8 +154,10 @@ def check_inputs(net, x):
 
 
 def forward(net, x):
-    """Exact outputs of ``net`` for inputs ``x`` (batch, n_in): int64 array (batch, n_out)."""
+    """Exact outputs of ``net`` for inputs ``x`` (batch, n_in): int64 array (batch, n_out).
+    A network that starts with a convolution takes images in pixel order (rows top to bottom,
+    all channels of a pixel together); one that ends with one gives its output image so."""
     x = check_inputs(net, x)
     for layer in net.layers:
-        x = layer_forward(layer, x)
+        x = (conv_forward if isinstance(layer, FrozenConvLayer) else layer_forward)(layer, x)
     return x

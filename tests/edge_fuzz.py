@@ -96,7 +96,7 @@ def doc_is_valid(doc):
     if type(doc) is not dict or set(doc) != set(TOP_KEYS):
         return False
     if doc["format"] != "strassen-hw-frozen" or not _is_int(doc["version"]) \
-            or doc["version"] != 1:
+            or doc["version"] not in (1, 2):
         return False
     name = doc["name"]
     if type(name) is not str or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name) \
