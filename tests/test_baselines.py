@@ -276,3 +276,20 @@ def test_dense_and_twn_layers_simulate_bit_exactly():
     y = check(net, x, seed=5).outputs
     assert np.array_equal(y, forward(net, x))
     assert len(np.unique(y)) > 20
+
+
+def test_digits_variants_from_one_teacher_cached(tmp_path):
+    from strassen_hw.demo import VARIANTS, digits_variants
+    from strassen_hw.train import data
+    settings = dict(hidden=16, r=(8, 6), teacher_epochs=4, phase_epochs=(2, 2, 1))
+    variants = digits_variants(3, tmp_path, settings=settings)
+    assert tuple(variants) == VARIANTS == ("strassen", "twn", "dense")
+    digits = data.load()
+    for variant, (net, acc) in variants.items():
+        kinds = {layer.kind for layer in net.layers}
+        assert kinds == {variant} and net.name == {"strassen": "digits"}.get(
+            variant, f"digits_{variant}")
+        assert acc == np.mean(forward(net, digits.x_test).argmax(1) == digits.y_test)
+    assert len(list(tmp_path.glob("digits-*.pt"))) == 2       # Strassen (+ teacher) and TWN
+    again = digits_variants(3, tmp_path, settings=settings)     # from the cache, the same
+    assert all(frozen.dumps(again[v][0]) == frozen.dumps(variants[v][0]) for v in VARIANTS)
