@@ -222,11 +222,11 @@ class StrassenLayer(wiring.Component):
         m.submodules.w_b, m.submodules.w_c = tree_b, tree_c
         m.d.comb += [tree_b.en.eq(en), tree_c.en.eq(en)]
         g = plan.graph_b
-        m.d.comb += tree_b.x.eq(Cat(*(fit(self.i.payload[j], g.lo[j], g.hi[j])
+        m.d.comb += tree_b.inputs.eq(Cat(*(fit(self.i.payload[j], g.lo[j], g.hi[j])
                                       for j in range(layer.n_in))))
         m.submodules.products = products = Module()
         q = self._products(products, en, tree_b.rows())
-        m.d.comb += tree_c.x.eq(Cat(*(fit(v, c.lo, c.hi) for v, c in zip(q, plan.columns))))
+        m.d.comb += tree_c.inputs.eq(Cat(*(fit(v, c.lo, c.hi) for v, c in zip(q, plan.columns))))
         m.submodules.requant = requant = Module()
         y = []
         for row, rq in zip(tree_c.rows(), plan.requant):

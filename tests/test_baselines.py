@@ -242,6 +242,18 @@ def test_train_and_freeze_a_tiny_twn(tiny):
     assert _accuracy(net, digits) > 0.6
 
 
+def test_cli_freezes_a_twn_checkpoint(tiny, tmp_path, capsys):
+    from strassen_hw.cli import main
+    from strassen_hw.train.fit import save_checkpoint
+    digits, _, twn = tiny
+    save_checkpoint(tmp_path / "twn.pt", twn)
+    assert main(["freeze", str(tmp_path / "twn.pt"), "-o", str(tmp_path / "twn.json"),
+                 "--name", "twn"]) == 0
+    net = frozen.load(tmp_path / "twn.json")
+    assert [layer.kind for layer in net.layers] == ["twn", "twn"]
+    assert "(frozen)" in capsys.readouterr().out
+
+
 def test_freeze_dense_quantizes_the_teacher_to_int8(tiny):
     from strassen_hw.train.baselines import freeze_dense
     digits, teacher, _ = tiny
@@ -293,3 +305,22 @@ def test_digits_variants_from_one_teacher_cached(tmp_path):
     assert len(list(tmp_path.glob("digits-*.pt"))) == 2       # Strassen (+ teacher) and TWN
     again = digits_variants(3, tmp_path, settings=settings)     # from the cache, the same
     assert all(frozen.dumps(again[v][0]) == frozen.dumps(variants[v][0]) for v in VARIANTS)
+
+
+@pytest.mark.verilator
+def test_trees_wider_than_a_port_split_their_ports(monkeypatch):
+    """A dense digits layer's ``w_c`` takes 8,192 products, more than the 2^16 bits a Verilog
+    port may hold: its tree gets ports ``x``, ``x_1``, ... Here the limit is lowered to 24
+    bits, so that a small network splits both ports of its trees, and still simulates
+    bit-exactly."""
+    import strassen_hw.hw.tree as tree
+    from strassen_hw.hw import generate_verilog
+    from strassen_hw.sim import check, test_vectors
+    monkeypatch.setattr(tree, "_PORT_BITS", 24)
+    _, _, dense = _dense(n_in=4, n_out=3, relu=True, output=Format(6, False))
+    *_, twn = _twn(n_in=3, n_out=5, output=Format(8, True), relu=False)
+    net = FrozenNetwork("split", Format(8, True), [dense, twn])
+    text = generate_verilog(net)
+    assert "input [" in text and " x_2;" in text and " y_1;" in text
+    x = test_vectors(net, 400, seed=6)
+    assert np.array_equal(check(net, x, verilog=text, seed=6).outputs, forward(net, x))
