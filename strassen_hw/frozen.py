@@ -169,6 +169,13 @@ def _integers(where, key, value, ndim):
         _fail(where, shape_error)
     if array.ndim != ndim or 0 in array.shape:
         _fail(where, shape_error)
+    if set(map(type, array.flat)) == {int}:      # plain Python ints (a dense layer's million)
+        try:
+            out = array.astype(np.int64)
+        except OverflowError:
+            out = None
+        if out is not None and not ((out >= 1 << 62) | (out <= -(1 << 62))).any():
+            return out
     for item in array.flat:
         if isinstance(item, bool) or not isinstance(item, (int, np.integer)):
             _fail(where, f"'{key}' holds {_show(item)}; only integers are allowed")
@@ -558,6 +565,8 @@ def from_json(doc):
 
 
 def _parse_int(text):
+    if len(text) <= _MAX_DIGITS:
+        return int(text)
     digits = len(text.lstrip("-"))
     if digits > _MAX_DIGITS:
         raise FrozenError(f"an integer of {digits} digits; no field of a frozen network holds "
