@@ -13,7 +13,8 @@ from .tree import convert
 
 __all__ = ["generate_verilog", "generate", "report", "plan"]
 
-_TOTALS = ("multipliers", "adders", "adders_unshared", "register_bits", "latency")
+_TOTALS = ("multipliers", "products_shift", "products_zero", "adders", "adders_unshared",
+           "register_bits", "latency")
 
 
 def _report(name, plans, net=None):
@@ -27,7 +28,9 @@ def _report(name, plans, net=None):
                             "line_buffer_bits": line_buffer_bits(layer, fmt),
                             "n_in_image": layer.n_in, "n_out_image": layer.n_out}
     total = {key: sum(item[key] for item in layers) for key in _TOTALS}
-    total.update(n_in=layers[0]["n_in"], n_out=layers[-1]["n_out"],
+    kinds = {item["kind"] for item in layers}
+    total.update(kind=kinds.pop() if len(kinds) == 1 else "mixed",
+                 n_in=layers[0]["n_in"], n_out=layers[-1]["n_out"],
                  r=sum(item["r"] for item in layers),
                  input=layers[0]["input"], output=layers[-1]["output"])
     if any("conv" in item for item in layers):
@@ -47,7 +50,9 @@ def plan(net, *, levels_per_stage=2, share=True, progress=False):
 
 def report(net, *, levels_per_stage=2, share=True):
     """The cost of ``net`` in hardware, without generating it: per layer and in total
-    ``n_in``, ``r``, ``n_out``, ``multipliers`` (after folding trivial ã), ``adders`` (from the
+    ``kind`` (of the layer; in the total: the one kind of all layers, else ``"mixed"``),
+    ``n_in``, ``r``, ``n_out``, ``multipliers`` (after folding trivial ã: ``products_shift``
+    of the r products are ã = ±2^k, wires; ``products_zero`` vanish), ``adders`` (from the
     generator's own graph; ``adders_unshared`` without sharing), ``register_bits``,
     ``latency`` (cycles), ``input`` and ``output`` formats. A convolution layer reports its
     patch layer (``n_in``, ``n_out``: one window, one patch) and under ``conv`` its geometry,

@@ -85,6 +85,24 @@ def register(regs, name, items, chunk=16384):
     return out
 
 
+#: Widest port of a tree: Verilog-2005 promises vectors of 2^16 bits and Amaranth refuses
+#: wider wires. A tree whose inputs or outputs need more (a dense layer's ``w_c`` of 8,192
+#: products) gets several ports, ``x``, ``x_1``, ... each holding whole values.
+_PORT_BITS = 1 << 16
+
+
+def _ports(name, widths):
+    """``[(port name, [value index, ...], width), ...]``: the values of ``widths``, in order,
+    packed into ports of at most :data:`_PORT_BITS` bits; one port ``name`` when they fit."""
+    ports = [[name, [], 0]]
+    for index, width in enumerate(widths):
+        if ports[-1][2] and ports[-1][2] + width > _PORT_BITS:
+            ports.append([f"{name}_{len(ports)}", [], 0])
+        ports[-1][1].append(index)
+        ports[-1][2] += width
+    return [tuple(port) for port in ports]
+
+
 def stream_pipeline(m, i, o, latency):
     """The stream skeleton of a pipeline of ``latency`` cycles from stream ``i`` to ``o``:
     the clock enable ``en = ~o.valid | o.ready`` (returned; it stalls the whole pipeline under
@@ -113,9 +131,12 @@ class TernaryAdderTree(wiring.Component):
     Attributes
     ----------
     x : In(unsigned)
-        Every input, input 0 in the low bits, each in the exact width of its range.
+        Every input, input 0 in the low bits, each in the exact width of its range. Inputs
+        wider than 2^16 bits in all continue in ports ``x_1``, ``x_2``, ...; :attr:`inputs`
+        is all of them.
     y : Out(unsigned)
-        The node of every non-zero row, packed the same way (the caller applies the row sign).
+        The node of every non-zero row, packed the same way (the caller applies the row sign);
+        likewise ``y_1``, ... and :attr:`outputs`.
     en : In(1)
         Clock enable of the registers.
     """
@@ -127,11 +148,23 @@ class TernaryAdderTree(wiring.Component):
         g = graph
         self.input_ranges = [(g.lo[k], g.hi[k]) for k in range(g.n_inputs)]
         self.row_ranges = [(g.lo[row[0]], g.hi[row[0]]) for row in g.rows if row]
+        self._x = _ports("x", [value_shape(*r)[0] for r in self.input_ranges])
+        self._y = _ports("y", [value_shape(*r)[0] for r in self.row_ranges])
         super().__init__({
-            "x": In(sum(value_shape(*r)[0] for r in self.input_ranges)),
-            "y": Out(sum(value_shape(*r)[0] for r in self.row_ranges)),
+            **{name: In(width) for name, _, width in self._x},
+            **{name: Out(width) for name, _, width in self._y},
             "en": In(1),
         })
+
+    @property
+    def inputs(self):
+        """All input ports as one value (``x`` itself when it is the only one)."""
+        return _joined(self, self._x)
+
+    @property
+    def outputs(self):
+        """All output ports as one value (``y`` itself when it is the only one)."""
+        return _joined(self, self._y)
 
     @property
     def text(self):
@@ -140,7 +173,7 @@ class TernaryAdderTree(wiring.Component):
 
     def rows(self, y=None):
         """``(value, sign)`` of every row (``None`` for a zero row) sliced from ``y``."""
-        values = iter(unpack(self.y if y is None else y, self.row_ranges))
+        values = iter(unpack(self.outputs if y is None else y, self.row_ranges))
         return [None if row is None else (next(values), row[1]) for row in self.graph.rows]
 
     def verilog(self):
@@ -152,11 +185,13 @@ class TernaryAdderTree(wiring.Component):
         if self.text and platform is not None:
             if platform is not APPENDED:
                 platform.add_file(f"{self.name}.v", self.verilog())
-            m.submodules.tree = Instance(self.name, i_clk=ClockSignal(), i_en=self.en,
-                                         i_x=self.x, o_y=self.y)
+            m.submodules.tree = Instance(
+                self.name, i_clk=ClockSignal(), i_en=self.en,
+                **{f"i_{name}": getattr(self, name) for name, _, _ in self._x},
+                **{f"o_{name}": getattr(self, name) for name, _, _ in self._y})
             return m
         g, sched = self.graph, self.schedule
-        value = unpack(self.x, self.input_ranges) + [None] * g.adders
+        value = unpack(self.inputs, self.input_ranges) + [None] * g.adders
         regs = []
         for t in range(sched.stages + 1):
             if t:
@@ -170,8 +205,14 @@ class TernaryAdderTree(wiring.Component):
         with m.If(self.en):
             m.d.sync += regs
         rows = [fit(value[row[0]], g.lo[row[0]], g.hi[row[0]]) for row in g.rows if row]
-        m.d.comb += self.y.eq(Cat(*rows))
+        m.d.comb += self.outputs.eq(Cat(*rows))
         return m
+
+
+def _joined(component, ports):
+    if len(ports) == 1:
+        return getattr(component, ports[0][0])
+    return Cat(*(getattr(component, name) for name, _, _ in ports))
 
 
 def tree_verilog(graph, schedule, name):
@@ -184,10 +225,14 @@ def tree_verilog(graph, schedule, name):
     """
     g = graph
     shape = [value_shape(g.lo[k], g.hi[k]) for k in range(len(g))]
-    x_width = sum(shape[k][0] for k in range(g.n_inputs))
-    y_width = sum(shape[row[0]][0] for row in g.rows if row)
-    lines = [f"module {name}(clk, en, x, y);", "  input clk;", "  input en;",
-             f"  input [{x_width - 1}:0] x;", f"  output [{y_width - 1}:0] y;"]
+    x_ports = _ports("x", [shape[k][0] for k in range(g.n_inputs)])
+    row_nodes = [row[0] for row in g.rows if row]
+    y_ports = _ports("y", [shape[node][0] for node in row_nodes])
+    names = ", ".join(port for port, _, _ in x_ports + y_ports)
+    lines = [f"module {name}(clk, en, {names});", "  input clk;", "  input en;"]
+    lines += [f"  input [{width - 1}:0] {port};" for port, _, width in x_ports]
+    lines += [f"  output [{width - 1}:0] {port};" for port, _, width in y_ports]
+    port_of = {node: port for port, nodes, _ in x_ports for node in nodes}
 
     def decl(kind, node, label):
         width, is_signed = shape[node]
@@ -197,7 +242,10 @@ def tree_verilog(graph, schedule, name):
     offset = 0
     for node in range(g.n_inputs):
         width = shape[node][0]
-        lines.append(decl("wire", node, f"n{node}") + f" = x[{offset + width - 1}:{offset}];")
+        if node and port_of[node] != port_of[node - 1]:
+            offset = 0
+        lines.append(decl("wire", node, f"n{node}")
+                     + f" = {port_of[node]}[{offset + width - 1}:{offset}];")
         current[node] = f"n{node}"
         offset += width
 
@@ -219,8 +267,9 @@ def tree_verilog(graph, schedule, name):
             lines.append(decl("wire", node, f"n{node}")
                          + f" = {operand(g.a[node])} {op} {operand(g.b[node])};")
             current[node] = f"n{node}"
-    outputs = [current[row[0]] for row in g.rows if row]
-    lines.append(f"  assign y = {{{', '.join(reversed(outputs))}}};")
+    for port, rows, _ in y_ports:
+        outputs = [current[row_nodes[k]] for k in rows]
+        lines.append(f"  assign {port} = {{{', '.join(reversed(outputs))}}};")
     lines.append("endmodule")
     return "\n".join(lines) + "\n"
 

@@ -494,11 +494,22 @@ def cmd_freeze(args):
     if not 1 <= args.act_width <= 32:
         raise UserError(f"--act-width {args.act_width}: must be 1..32")
     data = digits.load()
-    net, report = freeze(result.student, data.x_train, name=args.name, a_width=args.a_width,
-                         act_width=args.act_width, guard_bits=args.guard_bits,
-                         input_format=data.input_format, input_scale=data.input_scale)
+    formats = dict(input_format=data.input_format, input_scale=data.input_scale)
+    if result.config.student == "twn":            # a TWN baseline (see train/baselines.py)
+        import torch
+
+        from .train.baselines import freeze_twn
+        net, report = freeze_twn(result.student, data.x_train, name=args.name,
+                                 a_width=args.a_width, act_width=args.act_width, **formats)
+        with torch.no_grad():
+            x = torch.as_tensor(data.x_test, dtype=torch.float32) * data.input_scale
+            float_pred = result.student(x).argmax(1).numpy()
+    else:
+        net, report = freeze(result.student, data.x_train, name=args.name,
+                             a_width=args.a_width, act_width=args.act_width,
+                             guard_bits=args.guard_bits, **formats)
+        float_pred = float_logits(result.student, data.x_test, data.input_scale).argmax(1)
     save(net, args.output)
-    float_pred = float_logits(result.student, data.x_test, data.input_scale).argmax(1)
     frozen_pred = forward(net, data.x_test).argmax(1)
     float_acc = float(np.mean(float_pred == data.y_test))
     frozen_acc = float(np.mean(frozen_pred == data.y_test))
@@ -655,7 +666,8 @@ def build_parser():
     p.add_argument("--act-width", type=int, default=8,
                    help="unsigned bits of hidden activations (default 8)")
     p.add_argument("--guard-bits", type=_int_type(0), default=4,
-                   help="product bits kept below each layer's output step (default 4)")
+                   help="product bits kept below each layer's output step (default 4; a "
+                        "TWN checkpoint keeps its products exact)")
     p.set_defaults(func=cmd_freeze)
 
     p = sub.add_parser("demo", help="train, freeze, generate and simulate the digits network; "

@@ -131,6 +131,10 @@ class StrassenConv2d(nn.Module):
     def quantized(self):
         return self.quant_b.enabled
 
+    def _shadows(self):
+        """(quantizer, shadow) pairs, for :func:`~strassen_hw.train.layers.set_phase`."""
+        return ((self.quant_b, self.w_b), (self.quant_c, self.w_c))
+
     def output_size(self, input_hw):
         """``(H_out, W_out)`` for an ``input_hw = (H, W)`` image: ``nn.Conv2d``'s.
 

@@ -1,4 +1,4 @@
-"""Training on the digits: a float teacher, then a Strassen student in three phases.
+"""Training on the digits: a float teacher, then a Strassen (or TWN) student in three phases.
 
 The student has the teacher's architecture (an MLP or a small CNN) with every ``nn.Linear``
 and ``nn.Conv2d`` strassenized. It trains with the paper's schedule (Sec. 2.2): full
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .distributed import Context
-from .layers import PHASES, set_phase, strassenize
+from .layers import PHASES, set_phase, strassenize, twnize
 from .models import digits_cnn
 
 __all__ = ["TrainConfig", "TrainResult", "digits_mlp", "build_models", "train", "accuracy",
@@ -28,8 +28,10 @@ __all__ = ["TrainConfig", "TrainResult", "digits_mlp", "build_models", "train", 
 
 CHECKPOINT_FORMAT = "strassen-hw-checkpoint"
 _MODELS = ("mlp", "cnn")
+#: Kinds of student :func:`build_models` makes (:attr:`TrainConfig.student`).
+STUDENTS = ("strassen", "twn")
 #: Fields added after the first checkpoints, with their defaults (left out of the JSON).
-_NEW_DEFAULTS = {"model": "mlp", "p": [], "batch_norm": False}
+_NEW_DEFAULTS = {"model": "mlp", "p": [], "batch_norm": False, "student": "strassen"}
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,13 @@ class TrainConfig:
         Output patch side of each convolution (empty: all 1).
     batch_norm : bool
         Batch norm after ``W_b`` in the Strassen convolutions.
+    student : str
+        ``"strassen"`` (the teacher's architecture strassenized with ``r``) or ``"twn"``
+        (twnized: ternary weights, one α per output; ``r`` unused), a baseline trained the
+        same way.
 
-    ``model``, ``p`` and ``batch_norm`` are left out of :meth:`to_json` (and so of
-    :meth:`key`) at their defaults, so the MLP's keys and checkpoints stay as before.
+    ``model``, ``p``, ``batch_norm`` and ``student`` are left out of :meth:`to_json` (and so
+    of :meth:`key`) at their defaults, so the MLP's keys and checkpoints stay as before.
     """
     hidden: int = 128
     r: tuple = (48, 30)
@@ -75,8 +81,12 @@ class TrainConfig:
     model: str = "mlp"
     p: tuple = ()
     batch_norm: bool = False
+    student: str = "strassen"
 
     def __post_init__(self):
+        if self.student not in STUDENTS:
+            raise ValueError(f"student must be one of {', '.join(STUDENTS)}, not "
+                             f"{self.student!r}")
         object.__setattr__(self, "r", tuple(int(v) for v in self.r))
         object.__setattr__(self, "p", tuple(int(v) for v in self.p))
         if self.model not in _MODELS:
@@ -113,12 +123,14 @@ def digits_mlp(hidden, n_in=64, n_classes=10):
 
 
 def build_models(config):
-    """Fresh (teacher, student) for ``config``, initialised from its seed."""
+    """Fresh (teacher, student) for ``config``, initialised from its seed (the student as
+    :attr:`TrainConfig.student` says)."""
     torch.manual_seed(config.seed)
     make = (lambda: digits_mlp(config.hidden)) if config.model == "mlp" else digits_cnn
     teacher = make()
-    student = strassenize(make(), config.r, p=config.p or 1, batch_norm=config.batch_norm)
-    return teacher, student
+    if config.student == "twn":
+        return teacher, twnize(make())
+    return teacher, strassenize(make(), config.r, p=config.p or 1, batch_norm=config.batch_norm)
 
 
 def _tensors(data, device):

@@ -55,12 +55,14 @@ from torch import nn
 
 from strassen_hw.frozen import (ConvGeometry, Format, FrozenConvLayer, FrozenError, FrozenLayer,
                                 FrozenNetwork, signed_width, stage_ranges)
+from strassen_hw.reference import round_shift
 
 from .conv import StrassenConv2d
 from .layers import StrassenLinear
 from .quantize import ternarize
 
-__all__ = ["FreezeReport", "Stage", "freeze", "float_logits", "strassen_chain"]
+__all__ = ["FreezeReport", "Stage", "freeze", "freeze_parts", "float_logits", "strassen_chain",
+           "layer_chain"]
 
 _SKIP = (nn.Identity, nn.Dropout)
 
@@ -186,6 +188,26 @@ def strassen_chain(model, input_shape=None):
     return chain
 
 
+def layer_chain(model, kind, what, hint):
+    """``[(layer, relu_after), ...]`` for a model of fully connected layers, all of the class
+    ``kind`` (called ``what`` in messages, ``hint`` says how to get some); ``ValueError`` for
+    any other module than those, ReLU, flattening and the skipped ones."""
+    chain = []
+    for module in _leaves(model):
+        if isinstance(module, kind):
+            chain.append([module, False])
+        elif isinstance(module, nn.ReLU):
+            if not chain or chain[-1][1]:
+                raise ValueError(f"a ReLU must follow a {what} layer")
+            chain[-1][1] = True
+        elif not isinstance(module, (*_SKIP, nn.Flatten)):
+            raise ValueError(f"cannot freeze {type(module).__name__}; a frozen network holds "
+                             f"{what} layers with optional ReLU between them")
+    if not chain:
+        raise ValueError(f"the model has no {what} layers; {hint}")
+    return [tuple(item) for item in chain]
+
+
 def _leaves(module):
     if isinstance(module, nn.Sequential):
         for child in module:
@@ -292,8 +314,10 @@ def _a_fraction(a_eff, a_width):
     return frac
 
 
-def _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width, guard_bits, logit_width):
-    """One frozen layer (and its report entry) for inputs in ``fmt`` of real step ``scale``."""
+def _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width, guard_bits, logit_width,
+                  kind):
+    """One frozen layer (and its report entry) for inputs in ``fmt`` of real step ``scale``.
+    ``guard_bits = None``: exact products (``product_shift = 0``), one rounding at the end."""
     t_b, t_c, a, bias = parts
     a_eff = a * scale
     frac = _a_fraction(a_eff, a_width)
@@ -304,7 +328,9 @@ def _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width, guard_bits,
     k = max(math.ceil(math.log2(max(peak, 1e-30) / out.max)), -frac)
     while True:
         total = k + frac
-        if relu:
+        if guard_bits is None:                 # exact products, one rounding at the end
+            product_shift, shift = 0, total
+        elif relu:
             product_shift = max(0, total - guard_bits)
             shift = total - product_shift
         else:                                  # logits: shift 0, the product shift sets the step
@@ -316,12 +342,14 @@ def _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width, guard_bits,
         layer = FrozenLayer(w_b=t_b, a_tilde=a_int, w_c=t_c, bias=b_int, a_width=a_width,
                             bias_width=bias_width, output=out, a_frac_bits=frac,
                             product_shift=product_shift, product_rounding="half_up",
-                            shift=shift, rounding="half_up", relu=relu)
+                            shift=shift, rounding="half_up", relu=relu, kind=kind)
         if relu:
             break
         # The logits keep every value the layer can produce: no saturation.
         lo, hi = stage_ranges(layer, fmt)["v"]
-        width = signed_width(min(lo.min(), 0), max(hi.max(), 0))
+        lo, hi = (round_shift(np.array([v], dtype=object), shift, "half_up")[0]
+                  for v in (lo.min(), hi.max()))
+        width = signed_width(min(lo, 0), max(hi, 0))
         if width <= 32:
             layer = FrozenLayer(**{**layer.__dict__, "output": Format(width, signed=True)})
             break
@@ -333,13 +361,13 @@ def _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width, guard_bits,
 
 
 def _build(name, chain, floats, peaks, a_width, input_format, input_scale, act_width,
-           guard_bits, logit_width):
+           guard_bits, logit_width, kind):
     layers, info = [], []
     fmt, scale = input_format, float(input_scale)
     for index, (stage, parts, peak) in enumerate(zip(chain, floats, peaks)):
         try:
             layer, item = _freeze_layer(parts, stage.relu, peak, fmt, scale, a_width,
-                                        act_width, guard_bits, logit_width)
+                                        act_width, guard_bits, logit_width, kind)
             if stage.geometry is not None:
                 layer = FrozenConvLayer(stage.geometry, layer)
         except FrozenError as e:
@@ -387,9 +415,26 @@ def freeze(model, calibration, *, input_format, input_scale, name="net", a_width
     -------
     (FrozenNetwork, FreezeReport)
     """
-    from strassen_hw.reference import forward
     chain = strassen_chain(model, input_shape)
-    floats = _float_layers(chain)
+    return freeze_parts(_float_layers(chain), chain, calibration, input_format=input_format,
+                        input_scale=input_scale, name=name, a_width=a_width,
+                        act_width=act_width, guard_bits=guard_bits, logit_width=logit_width,
+                        tolerance=tolerance, max_logit_error=max_logit_error,
+                        max_a_width=max_a_width)
+
+
+def freeze_parts(floats, chain, calibration, *, input_format, input_scale, name="net",
+                 a_width=None, act_width=8, guard_bits=4, logit_width=12, tolerance=0.0,
+                 max_logit_error=0.02, max_a_width=16, kind="strassen"):
+    """:func:`freeze` of a model given as its layers' float parts: per layer
+    ``(T_b, T_c, a, bias)`` (int64 ternary matrices, float64 vectors) with
+    ``y = T_c ((T_b x) ⊙ a) + bias``, and per layer its :class:`Stage` in ``chain`` (the ReLU
+    after it, a convolution's geometry), or just whether a ReLU follows (a bool).
+    ``kind`` is the :attr:`~strassen_hw.frozen.FrozenLayer.kind` of every layer;
+    ``guard_bits = None`` keeps the products exact (``product_shift = 0``) and rounds once,
+    by ``shift``, after the sum. The other parameters and the result are :func:`freeze`'s."""
+    from strassen_hw.reference import forward
+    chain = [stage if isinstance(stage, Stage) else Stage(None, bool(stage)) for stage in chain]
     x = np.asarray(calibration, dtype=np.int64)
     outs, final = _float_forward(chain, floats, x * float(input_scale))
     peaks = [float(np.abs(o).max()) for o in outs]
@@ -398,7 +443,7 @@ def freeze(model, calibration, *, input_format, input_scale, name="net", a_width
 
     def attempt(width):
         net, info = _build(name, chain, floats, peaks, width, input_format, input_scale,
-                           act_width, guard_bits, logit_width)
+                           act_width, guard_bits, logit_width, kind)
         logits = forward(net, x) * info[-1]["step"]
         agreement = float((logits.argmax(1) == expected).mean())
         error = float(np.abs(logits - final).mean()) / max(spread, 1e-30)
