@@ -124,7 +124,7 @@ def main():
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             results = dict(zip(folds, pool.map(lambda f: synthesize(net, f), folds)))
     head = (f"{'fold':>5} {'cyc/vec':>7} {'latency':>7} {'mults':>5} {'adders':>6} "
-            f"{'mul/inf':>7} {'ROM bits':>8} {'reg bits':>8}")
+            f"{'mul/inf':>7} {'ROM bits':>8} {'RAM bits':>8} {'reg bits':>8}")
     if args.synth:
         head += f" {'LUT4':>6} {'CARRY':>6} {'FF':>6} {'DSP':>4} {'RAM':>4} {'LC >=':>6} " \
                 f"{'fits':>4} {'yosys s':>7}"
@@ -134,7 +134,7 @@ def main():
         line = (f"{fold:>5} {t['cycles_per_vector']:>7} {t['latency']:>7} "
                 f"{t['multipliers']:>5} {t['adders']:>6} "
                 f"{t['multiplications_per_inference']:>7} {t['rom_bits']:>8} "
-                f"{t['register_bits']:>8}")
+                f"{t['ram_bits']:>8} {t['register_bits']:>8}")
         if fold in results:
             c, seconds = results[fold]
             fits = all(c[key] <= limit for key, limit in UP5K.items())

@@ -40,13 +40,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from amaranth.back import verilog
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..frozen import Format, FrozenLayer
-from .layer import _fit, _half, _range_shape, format_shape
+from .layer import _fit, _half, _range_shape, _resize, format_shape
 from .requantize import RequantPlan, requantize
 
 __all__ = ["FoldedPlan", "FoldedLayer", "FoldedNetwork", "folded_report",
@@ -152,29 +152,28 @@ class TernaryPlan:
         return 0 <= n < self.steps and n % self.chunks == self.chunks - 1
 
 
-def _tile(rows, cols, fold):
-    """``(L, K)``: the least ``L · K`` (then fewest lanes) with ``ceil(R/L) · ceil(C/K) <= F``;
-    one row and all columns per cycle if ``F`` is below the row count."""
+def _tile(rows, cols, fold, multiple=1, divides=None):
+    """``(L, K)``: the least ``L · K`` (then fewest lanes) with ``ceil(R/L) · ceil(C/K) <= F``,
+    ``K`` a multiple of ``multiple`` and ``L`` a divisor of ``divides`` (when given)."""
     best = None
-    for slices in range(1, rows + 1):
-        lanes = -(-rows // slices)
+    choices = range(1, rows + 1) if divides is None else \
+        [d for d in range(1, divides + 1) if divides % d == 0]
+    for lanes in choices:
         slices = -(-rows // lanes)
-        chunks = max(1, fold // slices)
-        if fold < slices:
+        if slices > fold:
             continue
-        chunk = -(-cols // min(chunks, cols))
+        chunk = -(-cols // min(fold // slices, cols))
+        chunk = -(-chunk // multiple) * multiple
         key = (lanes * chunk, lanes)
         if best is None or key < best[0]:
             best = (key, lanes, chunk)
-    if best is None:
-        return rows, cols
     return best[1], best[2]
 
 
-def _ternary_plan(matrix, lo, hi, init, fold):
+def _ternary_plan(matrix, lo, hi, init, fold, multiple=1, divides=None):
     matrix = np.asarray(matrix, dtype=np.int64)
     rows, cols = matrix.shape
-    lanes, chunk = _tile(rows, cols, fold)
+    lanes, chunk = _tile(rows, cols, fold, multiple, divides)
     slices, chunks = -(-rows // lanes), -(-cols // chunk)
     pad = np.zeros((slices * lanes, chunks * chunk), dtype=np.int64)
     pad[:rows, :cols] = matrix
@@ -325,6 +324,39 @@ def _product_plan(a, u_ranges, half, shift, fold):
                        m_ranges=tuple(lanes_m))
 
 
+@dataclass(frozen=True)
+class BufferPlan:
+    """A vector handed from one stage to the next in a RAM: ``depth`` words of ``chunk``
+    fields of ``width`` bits (two's complement when ``signed``), one word per read of the
+    consumer; the producer writes ``group`` consecutive fields of one word at a time."""
+    chunk: int
+    depth: int
+    width: int
+    signed: bool
+    group: int
+
+    @property
+    def bits(self):
+        return self.chunk * self.depth * self.width
+
+    @property
+    def groups(self):
+        """Write groups per word."""
+        return self.chunk // self.group
+
+    @property
+    def counter_bits(self):
+        """The producer's write address and group counters."""
+        return _bits(self.depth - 1) + _bits(self.groups - 1)
+
+
+def _buffer(ranges, consumer, group):
+    lo, hi = _union(ranges)
+    assert consumer.chunk % group == 0, (consumer.chunk, group)
+    return BufferPlan(chunk=consumer.chunk, depth=consumer.chunks, width=_width(lo, hi),
+                      signed=lo < 0, group=group)
+
+
 def _period(stages, vectors=12):
     """Steady-state cycles between outputs of a chain of stages (``(cycles, writes)``), with an
     always-valid source and an always-ready sink: a cycle-level model of the handshake."""
@@ -368,6 +400,14 @@ class FoldedPlan:
         Per W_c lane (its accumulator already holds bias and rounding half: ``add = 0``).
     multiplications : int
         Multiplications per inference: the products that can be non-zero.
+    x_buffer : BufferPlan or None
+        The input in a RAM written by the previous layer, or None: read from the input
+        stream's payload (registers) through a multiplexer.
+    u_buffer, p_buffer : BufferPlan
+        ``u`` and ``p`` between the stages.
+    output_ram : bool
+        The output goes into the next layer's ``x_buffer`` (else into the output stream's
+        payload registers).
     """
     layer: FrozenLayer
     input_format: Format
@@ -378,6 +418,10 @@ class FoldedPlan:
     w_c: TernaryPlan
     requant: tuple
     multiplications: int
+    x_buffer: BufferPlan
+    u_buffer: BufferPlan
+    p_buffer: BufferPlan
+    output_ram: bool
 
     @property
     def stages(self):
@@ -406,22 +450,30 @@ class FoldedPlan:
         return sum(stage.rom_bits for stage in self.stages)
 
     @property
+    def buffers(self):
+        return tuple(b for b in (self.x_buffer, self.u_buffer, self.p_buffer) if b)
+
+    @property
+    def ram_bits(self):
+        """Bits of the RAMs holding ``x`` (when in a RAM), ``u`` and ``p``."""
+        return sum(b.bits for b in self.buffers)
+
+    @property
     def register_bits(self):
-        """Flip-flops outside the ROMs: counters, flags, pipeline registers, accumulators,
-        products and the output buffers."""
-        bits = 0
+        """Flip-flops outside the ROMs and RAMs: counters, flags, pipeline registers,
+        accumulators, products and the output registers."""
+        bits = sum(b.counter_bits for b in self.buffers)
         for stage in (self.w_b, self.w_c):
             bits += _bits(stage.cycles - 1) + _bits(stage.chunks - 1) + _bits(stage.slices - 1)
             bits += 2 * _bits(stage.slices - 1) + 3 + 1            # s1, s2, flags, valid
-            bits += sum(_width(*r) for r in stage.z_ranges)
             bits += sum(_width(*r) for r in stage.acc)
+        if self.x_buffer is None:                                   # input multiplexer
+            bits += sum(_width(*r) for r in self.w_b.z_ranges)
         p = self.products
         bits += _bits(p.cycles - 1) + 2 * _bits(p.steps - 1) + 2 + 1
-        bits += sum(_width(*r) for r in p.u_ranges) + (p.a_width if p.steps == 1 else 0)
-        bits += sum(_width(*r) for r in p.m_ranges)
-        bits += sum(_width(*r) for r in self.w_b.rows)              # u buffer
-        bits += sum(_width(*r) for r in p.outputs)                  # p buffer
-        bits += self.layer.n_out * self.layer.output.width          # y buffer
+        bits += (p.a_width if p.steps == 1 else 0) + sum(_width(*r) for r in p.m_ranges)
+        if not self.output_ram:
+            bits += self.layer.n_out * self.layer.output.width
         return bits
 
     def report(self):
@@ -432,7 +484,8 @@ class FoldedPlan:
             "cycles_per_vector": self.cycles_per_vector, "latency": self.latency,
             "multipliers": self.multipliers, "adders": self.adders,
             "multiplications_per_inference": self.multiplications,
-            "rom_bits": self.rom_bits, "register_bits": self.register_bits,
+            "rom_bits": self.rom_bits, "ram_bits": self.ram_bits,
+            "register_bits": self.register_bits,
             "stages": {name: {"lanes": s.lanes if name != "products" else s.multipliers,
                               "terms_per_cycle": s.chunk if name != "products" else 1,
                               "steps": s.steps}
@@ -441,8 +494,13 @@ class FoldedPlan:
         }
 
     @classmethod
-    def make(cls, layer, input_format, fold):
-        """The plan of ``layer`` for inputs in ``input_format`` folded by ``fold``."""
+    def make(cls, layer, input_format, fold, *, group=None, output_ram=False):
+        """The plan of ``layer`` for inputs in ``input_format`` folded by ``fold``.
+
+        ``group``: the input comes from a RAM written ``group`` elements at a time by the
+        previous layer (None: from the input stream's payload). ``output_ram``: the output
+        goes to the next layer's RAM (then make that layer's plan with ``group =
+        self.w_c.lanes``)."""
         if isinstance(fold, bool) or not isinstance(fold, int) or fold < 1:
             raise ValueError(f"fold must be a positive integer, not {fold!r}")
         fmt = input_format
@@ -450,8 +508,9 @@ class FoldedPlan:
         real = [j for j in range(layer.r) if layer.a_tilde[j] != 0 and w_b[j].any()
                 and w_c[:, j].any()]
         active = real or [0]
+        m = -(-len(active) // fold)
         b_plan = _ternary_plan(w_b[active], [fmt.min] * layer.n_in, [fmt.max] * layer.n_in,
-                               [0] * len(active), fold)
+                               [0] * len(active), fold, multiple=group or 1, divides=m)
         a = [int(layer.a_tilde[j]) if j in real else 0 for j in active]
         p_plan = _product_plan(a, list(b_plan.rows),
                                _half(layer.product_shift, layer.product_rounding),
@@ -459,13 +518,18 @@ class FoldedPlan:
         c_matrix = w_c[:, active] * np.array([j in real for j in active], dtype=np.int64)
         bias = [int(b) + _half(layer.shift, layer.rounding) for b in layer.bias]
         c_plan = _ternary_plan(c_matrix, [lo for lo, _ in p_plan.outputs],
-                               [hi for _, hi in p_plan.outputs], bias, fold)
+                               [hi for _, hi in p_plan.outputs], bias, fold, multiple=m)
         requant = tuple(RequantPlan(lo=lo, hi=hi, add=0, shift=layer.shift, relu=layer.relu,
                                     output=layer.output) for lo, hi in c_plan.final)
-        plan = cls(layer=layer, input_format=fmt, fold=fold, active=tuple(active),
+        x_buffer = None if group is None else \
+            _buffer([(fmt.min, fmt.max)], b_plan, group)
+        u_buffer = BufferPlan(chunk=m, depth=p_plan.steps, group=b_plan.lanes,
+                              width=_width(*_union(b_plan.rows)),
+                              signed=_union(b_plan.rows)[0] < 0)
+        return cls(layer=layer, input_format=fmt, fold=fold, active=tuple(active),
                    w_b=b_plan, products=p_plan, w_c=c_plan, requant=requant,
-                   multiplications=len(real))
-        return plan
+                   multiplications=len(real), x_buffer=x_buffer, u_buffer=u_buffer,
+                   p_buffer=_buffer(p_plan.outputs, c_plan, m), output_ram=output_ram)
 
 
 # --- hardware (translation of the plans) ------------------------------------------------------
@@ -513,14 +577,51 @@ def _rom(m, name, words, width, en, addr):
     return port.data
 
 
+class _Ram:
+    """The RAM of a :class:`BufferPlan` with its write port (producer) and read port
+    (consumer)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.memory = Memory(shape=unsigned(plan.chunk * plan.width), depth=plan.depth, init=[])
+        self.write = self.memory.write_port(granularity=plan.width)
+        self.read = self.memory.read_port()
+
+    def fields(self, m, en, addr):
+        """The fields of the word at ``addr`` (read when ``en``), valid the next cycle."""
+        plan, port = self.plan, self.read
+        m.d.comb += [port.en.eq(en), port.addr.eq(addr)]
+        parts = [port.data[k * plan.width:(k + 1) * plan.width] for k in range(plan.chunk)]
+        return [part.as_signed() if plan.signed else part for part in parts]
+
+    def writer(self, m, write, last, values):
+        """Write ``values`` (one group) when ``write``; ``last`` marks the vector's last group.
+        Groups go to consecutive fields, word after word."""
+        plan, port = self.plan, self.write
+        addr = Signal(range(max(plan.depth, 2)), name="waddr")
+        group = Signal(range(max(plan.groups, 2)), name="wgroup")
+        shape = signed(plan.width) if plan.signed else unsigned(plan.width)
+        word = Cat(*(_resize(v, shape) for v in values))
+        m.d.comb += [port.addr.eq(addr), port.data.eq(word.replicate(plan.groups)),
+                     port.en.eq(Cat(*((write & (group == g)).replicate(plan.group)
+                                      for g in range(plan.groups))))]
+        with m.If(write):
+            with m.If(last):
+                m.d.sync += [addr.eq(0), group.eq(0)]
+            with m.Elif(group == plan.groups - 1):
+                m.d.sync += [addr.eq(addr + 1), group.eq(0)]
+            with m.Else():
+                m.d.sync += group.eq(group + 1)
+
+
 class _Stage(wiring.Component):
     """Common control of a stage: step counter ``t`` over ``cycles``, stall on a write into a
-    full output buffer, take the input in the last cycle."""
+    full output buffer, take the input in the last cycle. A side held in a RAM has a stream
+    without payload."""
 
-    def __init__(self, in_ranges, out_ranges):
-        self.in_ranges, self.out_ranges = in_ranges, out_ranges
-        super().__init__({"i": In(stream.Signature(_flat(in_ranges))),
-                          "o": Out(stream.Signature(_flat(out_ranges)))})
+    def __init__(self, in_shape, out_shape):
+        super().__init__({"i": In(stream.Signature(in_shape)),
+                          "o": Out(stream.Signature(out_shape))})
 
     def _control(self, m, cycles, write):
         t = Signal(range(cycles), name="t")
@@ -534,28 +635,31 @@ class _Stage(wiring.Component):
             m.d.sync += t.eq(Mux(last, 0, t + 1))
             with m.If(last):
                 m.d.sync += self.o.valid.eq(1)
-        return t, en
+        return t, en, last
 
 
 class _TernaryStage(_Stage):
-    """Translation of a :class:`TernaryPlan`; ``requant`` (per lane) maps finished rows to the
-    output format, else rows keep their exact range."""
+    """Translation of a :class:`TernaryPlan`. The input comes from the ``i`` payload through a
+    multiplexer, or from the RAM ``read``; the output goes to the ``o`` payload registers or
+    to the RAM ``write``. ``requant`` (per lane) maps finished rows to the output format, else
+    rows keep their exact range."""
 
-    def __init__(self, plan, requant=None):
-        self.plan, self.requant = plan, requant
+    def __init__(self, plan, requant=None, *, read=None, write=None):
+        self.plan, self.requant, self.read, self.write = plan, requant, read, write
         if requant is not None:
             fmt = requant[0].output
-            out = [(fmt.min, fmt.max)] * len(plan.rows)
+            self.out_ranges = [(fmt.min, fmt.max)] * len(plan.rows)
         else:
-            out = list(plan.rows)
-        super().__init__(list(plan.inputs), out)
+            self.out_ranges = list(plan.rows)
+        super().__init__(unsigned(0) if read else _flat(plan.inputs),
+                         unsigned(0) if write else _flat(self.out_ranges))
 
     def elaborate(self, platform):
         m = Module()
         p = self.plan
         L, K, S, Cc, N = p.lanes, p.chunk, p.slices, p.chunks, p.steps
         write = Signal()
-        t, en = self._control(m, p.cycles, write)
+        t, en, last = self._control(m, p.cycles, write)
         c = Signal(range(max(Cc, 2)), name="c")
         s = Signal(range(max(S, 2)), name="s")
         step = t < N
@@ -564,23 +668,26 @@ class _TernaryStage(_Stage):
                 m.d.sync += [c.eq(0), s.eq(Mux(s == S - 1, 0, s + 1))]
             with m.Else():
                 m.d.sync += c.eq(c + 1)
-        # stage 0: ROM reads, input multiplexer
+        # stage 0: ROM reads, input read (RAM) or multiplexer into registers
         codes = _rom(m, "codes", list(p.codes), 2 * L * K, en, Mux(step, t, 0))
         if p.init_words is not None:
             init = _unpack(_rom(m, "init", list(p.init_words), p.init_width, en, s),
                            p.init_ranges)
         else:
             init = [lo for lo, _ in p.init_ranges]
-        z = _unpack(self.i.payload, p.inputs)
-        zreg = []
-        for k, (lo, hi) in enumerate(p.z_ranges):
-            options = [z[cc * K + k] if cc * K + k < len(z) else Const(0)
-                       for cc in range(Cc)]
-            reg = Signal(_range_shape(lo, hi), name=f"z{k}", reset_less=True)
-            value = options[0] if Cc == 1 else Array(options)[c]
-            with m.If(en):
-                m.d.sync += reg.eq(value)
-            zreg.append(reg)
+        if self.read is not None:
+            fields = self.read.fields(m, en, c)
+            zreg = [_exact(fields[k], lo, hi) for k, (lo, hi) in enumerate(p.z_ranges)]
+        else:
+            z = _unpack(self.i.payload, p.inputs)
+            zreg = []
+            for k, (lo, hi) in enumerate(p.z_ranges):
+                options = [z[cc * K + k] if cc * K + k < len(z) else Const(0)
+                           for cc in range(Cc)]
+                reg = Signal(_range_shape(lo, hi), name=f"z{k}", reset_less=True)
+                with m.If(en):
+                    m.d.sync += reg.eq(options[0] if Cc == 1 else Array(options)[c])
+                zreg.append(reg)
         first1, last1, last2 = Signal(), Signal(), Signal()
         s1, s2 = Signal.like(s, name="s1"), Signal.like(s, name="s2")
         with m.If(en):
@@ -616,72 +723,102 @@ class _TernaryStage(_Stage):
                 items = pairs
             with m.If(en):
                 m.d.sync += acc.eq(_fit(items[0][0], *p.acc[lane]))
-            results.append(_exact(acc, *p.final[lane]))
-        # stage 2: finished rows into the output buffer
+            value = _exact(acc, *p.final[lane])
+            if self.requant is not None:
+                value = requantize(value, self.requant[lane])
+            results.append(value)
+        # stage 2: finished rows into the output RAM or registers
+        if self.write is not None:
+            self.write.writer(m, en & last2, last, results)
+            return m
         out = _slices(self.o.payload, self.out_ranges)
         for slice_ in range(S):
             with m.If(en & last2 & (s2 == slice_)):
                 for lane in range(L):
                     i = slice_ * L + lane
-                    if i >= len(out):
-                        continue
-                    if self.requant is not None:
-                        value = requantize(results[lane], self.requant[lane])
-                    else:
-                        value = _exact(results[lane], *p.rows[i])
-                    m.d.sync += out[i].eq(value)
+                    if i < len(out):
+                        value = results[lane]
+                        if self.requant is None:
+                            value = _exact(value, *p.rows[i])
+                        m.d.sync += out[i].eq(value)
         return m
 
 
 class _ProductStage(_Stage):
-    """Translation of a :class:`ProductPlan`."""
+    """Translation of a :class:`ProductPlan`: ``u`` from the RAM ``read``, ``p`` into the RAM
+    ``write``."""
 
-    def __init__(self, plan):
-        self.plan = plan
-        super().__init__(list(plan.inputs), list(plan.outputs))
+    def __init__(self, plan, *, read, write):
+        self.plan, self.read, self.write = plan, read, write
+        super().__init__(unsigned(0), unsigned(0))
 
     def elaborate(self, platform):
         m = Module()
         p = self.plan
         M, N = p.multipliers, p.steps
         write = Signal()
-        t, en = self._control(m, p.cycles, write)
+        t, en, last = self._control(m, p.cycles, write)
         step = t < N
         item = Signal(range(max(N, 2)), name="item")
         m.d.comb += item.eq(Mux(step, t, 0))
         a = _unpack(_rom(m, "a_tilde", list(p.a_words()), p.a_width, en, item), p.a_ranges)
-        u = _unpack(self.i.payload, p.inputs)
+        u = self.read.fields(m, en, item)
         valid1, valid2 = Signal(), Signal()
-        n1, n2 = Signal.like(item, name="n1"), Signal.like(item, name="n2")
         with m.If(en):
-            m.d.sync += [valid1.eq(step), n1.eq(item), valid2.eq(valid1), n2.eq(n1)]
+            m.d.sync += [valid1.eq(step), valid2.eq(valid1)]
         m.d.comb += write.eq(valid2)
-        out = _slices(self.o.payload, p.outputs)
+        results = []
         for k in range(M):
-            options = [u[n * M + k] if n * M + k < len(u) else Const(0) for n in range(N)]
-            ureg = Signal(_range_shape(*p.u_ranges[k]), name=f"u{k}", reset_less=True)
             areg = a[k]
             if N == 1:                       # a constant ã: register it like the ROM would
                 areg = Signal(_range_shape(*p.a_ranges[k]), name=f"a{k}", reset_less=True)
                 with m.If(en):
                     m.d.sync += areg.eq(a[k])
+            ureg = _exact(u[k], *p.u_ranges[k])
             product = Signal(_range_shape(*p.m_ranges[k]), name=f"product{k}",
                              reset_less=True)
             with m.If(en):
-                m.d.sync += [ureg.eq(options[0] if N == 1 else Array(options)[item]),
-                             product.eq(_fit(areg * ureg, *p.m_ranges[k]))]
+                m.d.sync += product.eq(_exact(areg * ureg, *p.m_ranges[k]))
             lo, hi = p.m_ranges[k]
             rounded = product
             if p.half:
                 rounded = _fit(product + p.half, lo + p.half, hi + p.half)
-            rounded = Value.cast(rounded) >> p.shift if p.shift else Value.cast(rounded)
-            for n in range(N):
-                j = n * M + k
-                if j >= len(out):
-                    continue
-                with m.If(en & valid2 & (n2 == n)):
-                    m.d.sync += out[j].eq(_exact(rounded, *p.outputs[j]))
+            if p.shift:
+                rounded = _exact(Value.cast(rounded) >> p.shift, (lo + p.half) >> p.shift,
+                                 (hi + p.half) >> p.shift)
+            results.append(rounded)
+        self.write.writer(m, en & valid2, last, results)
         return m
+
+
+def _stages(plans, last_output_ram=False):
+    """The stages and RAMs of consecutive layers: ``(stages, rams)``, in order."""
+    stages, rams, x_ram = [], [], None
+    for index, plan in enumerate(plans):
+        u_ram, p_ram = _Ram(plan.u_buffer), _Ram(plan.p_buffer)
+        nxt = _Ram(plans[index + 1].x_buffer) if index + 1 < len(plans) else None
+        stages += [_TernaryStage(plan.w_b, read=x_ram, write=u_ram),
+                   _ProductStage(plan.products, read=u_ram, write=p_ram),
+                   _TernaryStage(plan.w_c, plan.requant, read=p_ram, write=nxt)]
+        rams += [r for r in (x_ram, u_ram, p_ram) if r is not None]
+        x_ram = nxt
+    return stages, rams
+
+
+def _chain(m, stages, rams, source, sink):
+    """Add ``stages`` and ``rams`` to ``m`` and connect ``source`` → stages → ``sink``."""
+    names = ("w_b", "products", "w_c")
+    for index, stage in enumerate(stages):
+        m.submodules[f"layer{index // 3}_{names[index % 3]}"] = stage
+    for index, ram in enumerate(rams):
+        m.submodules[f"ram{index}"] = ram.memory
+    first, last = stages[0], stages[-1]
+    m.d.comb += [first.i.payload.eq(source.payload.as_value()),
+                 first.i.valid.eq(source.valid), source.ready.eq(first.i.ready),
+                 sink.payload.as_value().eq(last.o.payload),
+                 sink.valid.eq(last.o.valid), last.o.ready.eq(sink.ready)]
+    for a, b in zip(stages, stages[1:]):
+        wiring.connect(m, a.o, b.i)
 
 
 class FoldedLayer(wiring.Component):
@@ -697,7 +834,8 @@ class FoldedLayer(wiring.Component):
     fold : int
         Steps per stage and vector, at most (``F >= 1``).
     plan : FoldedPlan, optional
-        A plan already made (then ``fold`` is unused).
+        A plan already made (then ``fold`` is unused); its input and output must be streams
+        (``group=None``, ``output_ram=False``).
 
     Attributes
     ----------
@@ -709,6 +847,9 @@ class FoldedLayer(wiring.Component):
 
     def __init__(self, layer, input_format, fold=None, *, plan=None):
         self.plan = plan or FoldedPlan.make(layer, input_format, fold)
+        if self.plan.x_buffer is not None or self.plan.output_ram:
+            raise ValueError("a FoldedLayer's plan must take and give streams "
+                             "(make it with group=None, output_ram=False)")
         self.latency = self.plan.latency
         self.cycles_per_vector = self.plan.cycles_per_vector
         super().__init__({
@@ -719,16 +860,8 @@ class FoldedLayer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        plan = self.plan
-        m.submodules.w_b = w_b = _TernaryStage(plan.w_b)
-        m.submodules.products = products = _ProductStage(plan.products)
-        m.submodules.w_c = w_c = _TernaryStage(plan.w_c, plan.requant)
-        m.d.comb += [w_b.i.payload.eq(self.i.payload.as_value()),
-                     w_b.i.valid.eq(self.i.valid), self.i.ready.eq(w_b.i.ready),
-                     self.o.payload.as_value().eq(w_c.o.payload),
-                     self.o.valid.eq(w_c.o.valid), w_c.o.ready.eq(self.o.ready)]
-        wiring.connect(m, w_b.o, products.i)
-        wiring.connect(m, products.o, w_c.i)
+        stages, rams = _stages([self.plan])
+        _chain(m, stages, rams, self.i, self.o)
         return m
 
 
@@ -749,8 +882,15 @@ class _Latch(wiring.Component):
 
 
 def _plans(net, fold):
-    return [FoldedPlan.make(layer, fmt, fold) for layer, fmt in zip(net.layers,
-                                                                     net.layer_inputs())]
+    """The plans of the layers of ``net``: layer k+1 reads its input from the RAM that layer
+    k writes (so its W_b chunks are multiples of layer k's W_c lanes)."""
+    plans, group = [], None
+    for index, (layer, fmt) in enumerate(zip(net.layers, net.layer_inputs())):
+        plan = FoldedPlan.make(layer, fmt, fold, group=group,
+                               output_ram=index + 1 < len(net.layers))
+        plans.append(plan)
+        group = plan.w_c.lanes
+    return plans
 
 
 def _timing(plans):
@@ -774,7 +914,8 @@ class FoldedNetwork(wiring.Component):
     Attributes
     ----------
     i, o : streams of ``ArrayLayout`` payloads, as StrassenNetwork's
-    layers : list of FoldedLayer
+    plans : list of FoldedPlan
+        One per layer; layers hand their vectors over in RAMs.
     latency : int
         Cycles from an accepted input vector to its output vector, without stalls.
     cycles_per_vector : int
@@ -783,30 +924,25 @@ class FoldedNetwork(wiring.Component):
 
     def __init__(self, net, fold):
         self.net, self.fold = net, fold
-        plans = _plans(net, fold)
-        self.layers = [FoldedLayer(plan.layer, plan.input_format, plan=plan) for plan in plans]
-        self.latency, self.cycles_per_vector = _timing(plans)
+        self.plans = _plans(net, fold)
+        self.latency, self.cycles_per_vector = _timing(self.plans)
         in_sig = stream.Signature(data.ArrayLayout(format_shape(net.input), net.n_in))
         super().__init__({
             "i": In(in_sig),
             "o": Out(stream.Signature(data.ArrayLayout(format_shape(net.output), net.n_out))),
         })
-        self._latch = _Latch(in_sig)
+        self._in_sig = in_sig
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.latch = self._latch
-        for index, layer in enumerate(self.layers):
-            m.submodules[f"layer{index}"] = layer
-        wiring.connect(m, wiring.flipped(self.i), self._latch.i)
-        wiring.connect(m, self._latch.o, self.layers[0].i)
-        for a, b in zip(self.layers, self.layers[1:]):
-            wiring.connect(m, a.o, b.i)
-        wiring.connect(m, self.layers[-1].o, wiring.flipped(self.o))
+        m.submodules.latch = latch = _Latch(self._in_sig)
+        wiring.connect(m, wiring.flipped(self.i), latch.i)
+        stages, rams = _stages(self.plans)
+        _chain(m, stages, rams, latch.o, self.o)
         return m
 
 
-_TOTALS = ("multipliers", "adders", "multiplications_per_inference", "rom_bits",
+_TOTALS = ("multipliers", "adders", "multiplications_per_inference", "rom_bits", "ram_bits",
            "register_bits")
 
 
