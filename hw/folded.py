@@ -11,9 +11,10 @@ One layer is three stages chained on streams::
 - A **ternary stage** computes ``init + M z`` for a ternary matrix ``M`` (``R × C``) held as
   2-bit codes (non-zero, negative) in a ROM (:class:`amaranth.lib.memory.Memory`; Yosys infers
   block RAM or LUT ROM). It has ``L`` lanes; each cycle each lane adds ``K`` ternary terms of
-  one row to its accumulator, the ``K`` inputs chosen from ``z`` by a multiplexer. Rows are
+  one row to its accumulator, the ``K`` inputs being one word of the input RAM. Rows are
   taken in slices of ``L`` (one per lane) and columns in chunks of ``K``: ``ceil(R/L) ·
-  ceil(C/K)`` steps, at most ``F``, with the least ``L · K``, then the fewest lanes. The W_c
+  ceil(C/K)`` steps, at most ``F``, with the least ``L · K``, then the fewest lanes (``K`` a
+  multiple of the producer's write group, ``L`` a divisor of the multipliers). The W_c
   stage starts every accumulator at ``bias + half`` (a second small ROM) and requantizes
   (:func:`~strassen_hw.hw.requantize.requantize`) each finished row.
 - The **product stage** has ``m = ceil(r'/F)`` multipliers shared over ``ceil(r'/m)`` steps,
@@ -22,20 +23,25 @@ One layer is three stages chained on streams::
   rounding. ``r'`` counts only the products that matter (ã ≠ 0, W_b row and W_c column not
   zero); the others are 0 in the reference too and are skipped, and their W_c columns dropped.
 
-Every stage runs a counter ``t`` over its steps plus two pipeline cycles (ROM read, then
-accumulate or multiply). It reads its input in place from the previous stage's output buffer,
-which holds ``valid`` and the payload until the stage takes it (``ready``) in its last cycle,
-and it writes its own results into its output buffer element by element. A write waits (the
-whole stage stalls) while the buffer still holds the previous vector, so back-pressure never
-loses or duplicates a vector; ``ready`` depends only on registers of the stage itself. The
-network's input is first latched (an outside source need not hold its payload).
+Every stage runs a counter ``t`` over its steps plus two pipeline cycles (ROM and RAM reads,
+then accumulate or multiply). Vectors between stages and between layers live in RAMs (one
+write port for the producer, one read port for the consumer, one word per consumer step: the
+consumer's ``K`` is a multiple of the producer's write group, so a write touches one word);
+the stream between two stages carries only ``valid``/``ready``. A stage reads its input in
+place while the producer holds ``valid``, takes it (``ready``) in its last cycle, and writes
+its results group by group; a write waits (the whole stage stalls) while the RAM still holds
+the previous vector, so back-pressure never loses or duplicates a vector, and ``ready``
+depends only on registers of the stage itself. The network's input is latched and read
+through a multiplexer; the last layer writes the output stream's payload registers. A layer
+and the next one share a RAM, so at best every other stage runs at a time: a vector takes
+between ``F`` and about ``2 F`` cycles (the plan states it exactly).
 
 The arithmetic is decided in plain Python (:class:`FoldedPlan`: tiling, ROM contents, the exact
-range of every register); the components only translate it. Every accumulator and buffer
-element has the exact width of its range.
+range of every register); the components only translate it. Every accumulator, product and
+output element has the exact width of its range; a RAM field is as wide as the widest element
+it holds.
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
