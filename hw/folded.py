@@ -13,8 +13,9 @@ One layer is three stages chained on streams::
   block RAM or LUT ROM). It has ``L`` lanes; each cycle each lane adds ``K`` ternary terms of
   one row to its accumulator, the ``K`` inputs being one word of the input RAM. Rows are
   taken in slices of ``L`` (one per lane) and columns in chunks of ``K``: ``ceil(R/L) ·
-  ceil(C/K)`` steps, at most ``F``, with the least ``L · K``, then the fewest lanes (``K`` a
-  multiple of the producer's write group, ``L`` a divisor of the multipliers). The W_c
+  ceil(C/K)`` steps, at most ``F``, with the least ``L · K``, then the least ``K`` (narrow RAM
+  words map to block RAM; ``K`` a multiple of the producer's write group, ``L`` a divisor of
+  the multipliers). The W_c
   stage starts every accumulator at ``bias + half`` (a second small ROM) and requantizes
   (:func:`~strassen_hw.hw.requantize.requantize`) each finished row.
 - The **product stage** has ``m = ceil(r'/F)`` multipliers shared over ``ceil(r'/m)`` steps,
@@ -159,8 +160,9 @@ class TernaryPlan:
 
 
 def _tile(rows, cols, fold, multiple=1, divides=None):
-    """``(L, K)``: the least ``L · K`` (then fewest lanes) with ``ceil(R/L) · ceil(C/K) <= F``,
-    ``K`` a multiple of ``multiple`` and ``L`` a divisor of ``divides`` (when given)."""
+    """``(L, K)``: the least ``L · K`` with ``ceil(R/L) · ceil(C/K) <= F``, ``K`` a multiple of
+    ``multiple`` and ``L`` a divisor of ``divides`` (when given); then the least ``K``: narrow
+    RAM words, which map to block RAM rather than flip-flops."""
     best = None
     choices = range(1, rows + 1) if divides is None else \
         [d for d in range(1, divides + 1) if divides % d == 0]
@@ -170,7 +172,7 @@ def _tile(rows, cols, fold, multiple=1, divides=None):
             continue
         chunk = -(-cols // min(fold // slices, cols))
         chunk = -(-chunk // multiple) * multiple
-        key = (lanes * chunk, lanes)
+        key = (lanes * chunk, chunk, lanes)
         if best is None or key < best[0]:
             best = (key, lanes, chunk)
     return best[1], best[2]

@@ -8,8 +8,8 @@ from sim_nets import chain, odd, one
 
 from strassen_hw.frozen import (Format, FrozenLayer, FrozenNetwork, random_network,
                                 stage_ranges)
-from strassen_hw.hw.folded import (FoldedLayer, FoldedNetwork, FoldedPlan, folded_report,
-                                   generate_folded_verilog)
+from strassen_hw.hw.folded import (FoldedLayer, FoldedNetwork, FoldedPlan, _plans,
+                                   folded_report, generate_folded_verilog)
 from strassen_hw.reference import forward
 
 
@@ -185,3 +185,21 @@ def test_layer_alone_matches_reference():
     x = _inputs(net, 10)
     got, _ = _run(layer, x, stall=0.4)
     assert (got == forward(net, x)).all()
+
+
+def test_three_layers_hand_over_in_rams():
+    """Layers hand their vectors over in RAMs written a group (the W_c lanes) at a time:
+    several groups per word at F = 4, several words at F = 40."""
+    net = random_network([(8, 6, 7), (7, 5, 9), (9, 4, 3)], seed=12)
+    buffers = [p.x_buffer for fold in (4, 40) for p in _plans(net, fold)[1:]]
+    assert max(b.groups for b in buffers) > 1 and max(b.depth for b in buffers) > 1
+    for fold in (4, 40):
+        _check(net, fold, stall=0.4, seed=fold, count=12)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_a_layer_takes_and_gives_streams():
+    net = random_network([(6, 5, 4)], seed=1)
+    plan = FoldedPlan.make(net.layers[0], net.input, 2, group=1)
+    with pytest.raises(ValueError, match="a FoldedLayer's plan must take and give streams"):
+        FoldedLayer(net.layers[0], net.input, plan=plan)
