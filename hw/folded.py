@@ -856,6 +856,7 @@ class FoldedLayer(wiring.Component):
     def __init__(self, layer, input_format, fold=None, *, plan=None):
         self.plan = plan or FoldedPlan.make(layer, input_format, fold)
         if self.plan.x_buffer is not None or self.plan.output_ram:
+            self._MustUse__silence = True        # never elaborated: no warning about it
             raise ValueError("a FoldedLayer's plan must take and give streams "
                              "(make it with group=None, output_ram=False)")
         self.latency = self.plan.latency

@@ -197,7 +197,6 @@ def test_three_layers_hand_over_in_rams():
         _check(net, fold, stall=0.4, seed=fold, count=12)
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_a_layer_takes_and_gives_streams():
     net = random_network([(6, 5, 4)], seed=1)
     plan = FoldedPlan.make(net.layers[0], net.input, 2, group=1)
