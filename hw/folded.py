@@ -24,8 +24,9 @@ One layer is three stages chained on streams::
   rounding. ``r'`` counts only the products that matter (ã ≠ 0, W_b row and W_c column not
   zero); the others are 0 in the reference too and are skipped, and their W_c columns dropped.
 
-Every stage runs a counter ``t`` over its steps plus two pipeline cycles (ROM and RAM reads,
-then accumulate or multiply). Vectors between stages and between layers live in RAMs (one
+Every stage runs a counter ``t`` over its steps plus a few pipeline cycles (ROM and RAM
+reads; in a ternary stage a register after every two carry chains of the adder tree, then the
+accumulator; in the product stage the multiplier's output register). Vectors between stages and between layers live in RAMs (one
 write port for the producer, one read port for the consumer, one word per consumer step: the
 consumer's ``K`` is a multiple of the producer's write group, so a write touches one word);
 the stream between two stages carries only ``valid``/``ready``. A stage reads its input in
@@ -59,7 +60,8 @@ from .requantize import RequantPlan, requantize
 __all__ = ["FoldedPlan", "FoldedLayer", "FoldedNetwork", "folded_report",
            "generate_folded_verilog"]
 
-#: Pipeline cycles of a stage after its last step (ROM read, then accumulate or multiply).
+#: Pipeline cycles of a stage after its last step (ROM read, then accumulate or multiply),
+#: without the registers inside a ternary stage's adder tree.
 _DEPTH = 2
 
 
@@ -80,6 +82,23 @@ def _width(lo, hi):
 def _field(value, lo, hi):
     """``value`` as the two's complement bits of the shape of ``[lo, hi]``."""
     return value & ((1 << _width(lo, hi)) - 1)
+
+
+def _tree(items, add, hold):
+    """Sum ``items`` in a balanced tree of ``add``; ``hold`` registers the items after every
+    two adder levels (the ternary terms count as the first) and before the final add into the
+    accumulator when needed, so no path crosses more than two carry chains. Returns the root
+    and the number of register levels."""
+    level, registers = 1, 0
+    while len(items) > 1:
+        if level == 2:
+            items, level, registers = hold(items), 0, registers + 1
+        pairs = [add(a, b) for a, b in zip(items[::2], items[1::2])]
+        items = pairs + items[2 * len(pairs):]
+        level += 1
+    if level == 2:
+        items, registers = hold(items), registers + 1
+    return items[0], registers
 
 
 # --- plans (plain Python) ---------------------------------------------------------------------
@@ -133,9 +152,28 @@ class TernaryPlan:
     init_words: tuple
 
     @property
+    def depth(self):
+        """Pipeline cycles after the last step: ROM and RAM reads, the registers inside the
+        tree of the ``K`` terms, the accumulator."""
+        return _DEPTH + _tree([None] * self.chunk, lambda a, b: a, lambda x: x)[1]
+
+    @property
+    def tree_bits(self):
+        """Flip-flops inside the lanes' trees (constant terms need none)."""
+        bits = []
+
+        def hold(items):
+            bits.extend(_width(lo, hi) for lo, hi in items if lo != hi)
+            return items
+
+        for terms in self.terms:
+            _tree(list(terms), lambda a, b: (a[0] + b[0], a[1] + b[1]), hold)
+        return sum(bits)
+
+    @property
     def cycles(self):
         """Cycles per vector of this stage alone (steps and pipeline)."""
-        return self.steps + _DEPTH
+        return self.steps + self.depth
 
     @property
     def adders(self):
@@ -155,7 +193,7 @@ class TernaryPlan:
 
     def writes(self, t):
         """Whether the stage writes results at count ``t``."""
-        n = t - _DEPTH
+        n = t - self.depth
         return 0 <= n < self.steps and n % self.chunks == self.chunks - 1
 
 
@@ -473,8 +511,9 @@ class FoldedPlan:
         bits = sum(b.counter_bits for b in self.buffers)
         for stage in (self.w_b, self.w_c):
             bits += _bits(stage.cycles - 1) + _bits(stage.chunks - 1) + _bits(stage.slices - 1)
-            bits += 2 * _bits(stage.slices - 1) + 3 + 1            # s1, s2, flags, valid
-            bits += sum(_width(*r) for r in stage.acc)
+            # delayed slice, first and last flags; valid
+            bits += stage.depth * (_bits(stage.slices - 1) + 2) + 1
+            bits += sum(_width(*r) for r in stage.acc) + stage.tree_bits
         if self.x_buffer is None:                                   # input multiplexer
             bits += sum(_width(*r) for r in self.w_b.z_ranges)
         p = self.products
@@ -678,11 +717,6 @@ class _TernaryStage(_Stage):
                 m.d.sync += c.eq(c + 1)
         # stage 0: ROM reads, input read (RAM) or multiplexer into registers
         codes = _rom(m, "codes", list(p.codes), 2 * L * K, en, Mux(step, t, 0))
-        if p.init_words is not None:
-            init = _unpack(_rom(m, "init", list(p.init_words), p.init_width, en, s),
-                           p.init_ranges)
-        else:
-            init = [lo for lo, _ in p.init_ranges]
         if self.read is not None:
             fields = self.read.fields(m, en, c)
             zreg = [_exact(fields[k], lo, hi) for k, (lo, hi) in enumerate(p.z_ranges)]
@@ -696,52 +730,69 @@ class _TernaryStage(_Stage):
                 with m.If(en):
                     m.d.sync += reg.eq(options[0] if Cc == 1 else Array(options)[c])
                 zreg.append(reg)
-        first1, last1, last2 = Signal(), Signal(), Signal()
-        s1, s2 = Signal.like(s, name="s1"), Signal.like(s, name="s2")
-        with m.If(en):
-            m.d.sync += [first1.eq(c == 0), last1.eq(step & (c == Cc - 1)), s1.eq(s),
-                         last2.eq(last1), s2.eq(s1)]
-        m.d.comb += write.eq(last2)
-        # stage 1: each lane adds K ternary terms to its accumulator
+        depth = p.depth
+        firsts, lasts, slices = [c == 0], [step & (c == Cc - 1)], [s]
+        for j in range(1, depth + 1):
+            firsts.append(Signal(name=f"first{j}"))
+            lasts.append(Signal(name=f"last{j}"))
+            slices.append(Signal.like(s, name=f"s{j}"))
+            with m.If(en):
+                m.d.sync += [firsts[j].eq(firsts[j - 1]), lasts[j].eq(lasts[j - 1]),
+                             slices[j].eq(slices[j - 1])]
+        first, last_d, s_d = firsts[depth - 1], lasts[depth], slices[depth]
+        m.d.comb += write.eq(last_d)
+        if p.init_words is not None:     # read so that it arrives with the accumulation
+            init = _unpack(_rom(m, "init", list(p.init_words), p.init_width, en,
+                                slices[depth - 2]), p.init_ranges)
+        else:
+            init = [lo for lo, _ in p.init_ranges]
+
+        def hold(items):
+            held = []
+            for value, lo, hi in items:
+                if lo != hi:
+                    reg = Signal(_range_shape(lo, hi), reset_less=True)
+                    with m.If(en):
+                        m.d.sync += reg.eq(value)
+                    value = reg
+                held.append((value, lo, hi))
+            return held
+
+        def add(a, b):
+            lo, hi = a[1] + b[1], a[2] + b[2]
+            return (_exact(a[0] + b[0], lo, hi), lo, hi)
+
+        # stage 1 on: each lane adds K ternary terms (a pipelined tree) to its accumulator
         results = []
         for lane in range(L):
             acc = Signal(_range_shape(*p.acc[lane]), name=f"acc{lane}", reset_less=True)
+            items = []
+            for k in range(K):
+                lo, hi = p.terms[lane][k]
+                bit = 2 * (lane * K + k)
+                nz, neg = codes[bit], codes[bit + 1]
+                value = Mux(nz, Mux(neg, -zreg[k], zreg[k]), 0)
+                items.append((_exact(value, lo, hi), lo, hi))
+            total, _ = _tree(items, add, hold)
             if Cc == 1:
                 base_lo, base_hi = p.init_ranges[lane]
                 base = _exact(init[lane], base_lo, base_hi)
             else:
                 base_lo, base_hi = _union([p.acc[lane], p.init_ranges[lane]])
-                base = _fit(Mux(first1, init[lane], acc), base_lo, base_hi)
-            items = [(base, base_lo, base_hi)]
-            for k in range(K):
-                lo, hi = p.terms[lane][k]
-                if (lo, hi) == (0, 0):
-                    continue
-                bit = 2 * (lane * K + k)
-                nz, neg = codes[bit], codes[bit + 1]
-                value = Mux(nz, Mux(neg, -zreg[k], zreg[k]), 0)
-                items.append((_fit(value, lo, hi), lo, hi))
-            while len(items) > 1:          # balanced tree, each sum in its exact range
-                pairs = []
-                for a, b in zip(items[::2], items[1::2]):
-                    lo, hi = a[1] + b[1], a[2] + b[2]
-                    pairs.append((_fit(a[0] + b[0], lo, hi), lo, hi))
-                if len(items) % 2:
-                    pairs.append(items[-1])
-                items = pairs
+                base = _fit(Mux(first, init[lane], acc), base_lo, base_hi)
             with m.If(en):
-                m.d.sync += acc.eq(_fit(items[0][0], *p.acc[lane]))
+                m.d.sync += acc.eq(_fit(base + total[0], *p.acc[lane]))
             value = _exact(acc, *p.final[lane])
             if self.requant is not None:
                 value = requantize(value, self.requant[lane])
             results.append(value)
         # stage 2: finished rows into the output RAM or registers
         if self.write is not None:
-            self.write.writer(m, en & last2, last, results)
+            self.write.writer(m, en & last_d, last, results)
             return m
         out = _slices(self.o.payload, self.out_ranges)
         for slice_ in range(S):
-            with m.If(en & last2 & (s2 == slice_)):
+            with m.If(en & last_d & (s_d == slice_)):
                 for lane in range(L):
                     i = slice_ * L + lane
                     if i < len(out):
