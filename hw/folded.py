@@ -26,17 +26,18 @@ One layer is three stages chained on streams::
 
 Every stage runs a counter ``t`` over its steps plus a few pipeline cycles (ROM and RAM
 reads; in a ternary stage a register after every two carry chains of the adder tree, then the
-accumulator; in the product stage the multiplier's output register). Vectors between stages and between layers live in RAMs (one
-write port for the producer, one read port for the consumer, one word per consumer step: the
-consumer's ``K`` is a multiple of the producer's write group, so a write touches one word);
-the stream between two stages carries only ``valid``/``ready``. A stage reads its input in
-place while the producer holds ``valid``, takes it (``ready``) in its last cycle, and writes
-its results group by group; a write waits (the whole stage stalls) while the RAM still holds
-the previous vector, so back-pressure never loses or duplicates a vector, and ``ready``
-depends only on registers of the stage itself. The network's input is latched and read
-through a multiplexer; the last layer writes the output stream's payload registers. A layer
-and the next one share a RAM, so at best every other stage runs at a time: a vector takes
-between ``F`` and about ``2 F`` cycles (the plan states it exactly).
+accumulator; in the product stage the multiplier's output register). Vectors between stages
+and between layers live in RAMs (one write port for the producer, one read port for the
+consumer, one word per consumer step: the consumer's ``K`` is a multiple of the producer's
+write group, so a write touches one word); the stream between two stages carries only
+``valid``/``ready``. A stage reads its input in place while the producer holds ``valid``,
+takes it (``ready``) in its last cycle, and writes its results group by group; a write waits
+(the whole stage stalls) while the RAM still holds the previous vector, so back-pressure never
+loses or duplicates a vector, and ``ready`` depends only on registers of the stage itself.
+The network's input is latched and read through a multiplexer; the last layer writes the
+output stream's payload registers. A layer and the next one share a RAM, so at best every
+other stage runs at a time: a vector takes between ``F`` and about ``2 F`` cycles (the plan
+states it exactly).
 
 The arithmetic is decided in plain Python (:class:`FoldedPlan`: tiling, ROM contents, the exact
 range of every register); the components only translate it. Every accumulator, product and
