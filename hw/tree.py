@@ -27,8 +27,8 @@ from amaranth.lib.wiring import In, Out
 
 from .graph import value_shape
 
-__all__ = ["TernaryAdderTree", "range_shape", "stream_pipeline", "tree_verilog", "convert",
-           "APPENDED"]
+__all__ = ["TernaryAdderTree", "range_shape", "fit", "resize", "stream_pipeline", "tree_verilog",
+           "convert", "APPENDED"]
 
 #: Stand-in platform for :func:`convert`: text trees are instantiated, their texts appended.
 APPENDED = object()
@@ -43,8 +43,13 @@ def range_shape(lo, hi):
 def fit(value, lo, hi):
     """``value`` (known to lie in ``[lo, hi]``) cut or extended to the exact shape of that
     range."""
+    return resize(value, range_shape(lo, hi))
+
+
+def resize(value, shape):
+    """``value`` (whose integer fits ``shape``) cut or extended (by its sign when signed) to
+    exactly ``shape``."""
     value = Value.cast(value)
-    shape = range_shape(lo, hi)
     if value.shape() == shape:
         return value
     if len(value) < shape.width:
