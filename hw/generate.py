@@ -7,11 +7,12 @@ from tqdm import tqdm
 
 from ..frozen import atomic_write
 from .conv import line_buffer_bits
+from .folded import folded_report, generate_folded_verilog
 from .layer import LayerPlan
 from .network import StrassenNetwork
 from .tree import convert
 
-__all__ = ["generate_verilog", "generate", "report", "plan"]
+__all__ = ["generate_verilog", "generate", "report", "plan", "check_fold"]
 
 _TOTALS = ("multipliers", "products_shift", "products_zero", "adders", "adders_unshared",
            "register_bits", "latency")
@@ -33,10 +34,29 @@ def _report(name, plans, net=None):
                  n_in=layers[0]["n_in"], n_out=layers[-1]["n_out"],
                  r=sum(item["r"] for item in layers),
                  input=layers[0]["input"], output=layers[-1]["output"])
+    for item, layer in zip(layers, net.layers if net else []):
+        item["multiplications_per_inference"] = (layer.multiplications()
+                                                 if hasattr(layer, "geometry") else item["r"])
+    if net is not None:
+        total["multiplications_per_inference"] = sum(
+            item["multiplications_per_inference"] for item in layers)
+        if not any("conv" in item for item in layers):
+            total.update(fold=1, cycles_per_vector=1)
     if any("conv" in item for item in layers):
         total.update(n_in=net.n_in, n_out=net.n_out, line_buffer_bits=sum(
             item["conv"]["line_buffer_bits"] for item in layers if "conv" in item))
     return {"name": name, "layers": layers, "total": total}
+
+
+def check_fold(fold, net=None):
+    """``fold`` as an int, or ``ValueError`` naming the problem: a positive integer, and 1 for
+    a network with convolutions (the folded architecture holds fully connected layers)."""
+    if isinstance(fold, bool) or not isinstance(fold, int) or fold < 1:
+        raise ValueError(f"fold must be a positive integer, not {fold!r}")
+    if fold > 1 and net is not None and any(hasattr(layer, "geometry") for layer in net.layers):
+        raise ValueError(f"fold {fold}: the folded architecture holds fully connected layers "
+                         "only; generate networks with convolutions with fold 1")
+    return fold
 
 
 def plan(net, *, levels_per_stage=2, share=True, progress=False):
@@ -60,22 +80,39 @@ def report(net, *, levels_per_stage=2, share=True):
     return _report(net.name, plan(net, levels_per_stage=levels_per_stage, share=share), net)
 
 
-def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog"):
+def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog", fold=1):
     """The Verilog text of ``net``: a top module named ``net.name`` with ports ``clk``,
     ``rst`` and the streams ``i`` / ``o``. Byte-identical for identical networks in any process.
+
+    ``fold = 1`` is the fully parallel design (one vector per clock); ``fold = F > 1`` the
+    folded one (:mod:`.folded`: each layer's work spread over about F cycles per vector, the
+    other parameters unused).
 
     The layers are Amaranth components converted by :func:`amaranth.back.verilog.convert`;
     with ``trees="verilog"`` (default) their adder trees are appended as modules written
     directly from the adder graphs (:mod:`.tree`), which keeps large layers fast;
     ``trees="amaranth"`` converts everything through Amaranth (slow for large layers).
     """
+    if check_fold(fold, net) > 1:
+        return generate_folded_verilog(net, fold)
     top = StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share, trees=trees)
     return convert(top, net.name, top.trees)
 
 
-def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", progress=False):
+def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", progress=False,
+             fold=1):
     """Write ``out_dir/<name>.v`` and ``out_dir/report.json`` (each atomically); return the
-    report (see :func:`report`). ``progress`` shows the steps on stderr."""
+    report (see :func:`report`; with ``fold > 1`` :func:`~.folded.folded_report`: cycles per
+    vector, the multipliers and adders that physically exist, multiplications per
+    inference). ``progress`` shows the steps on stderr."""
+    if check_fold(fold, net) > 1:
+        with tqdm(total=1, desc="Verilog", disable=not progress, leave=False) as bar:
+            text = generate_folded_verilog(net, fold)
+            bar.update()
+        result = folded_report(net, fold)
+        atomic_write(os.path.join(out_dir, f"{net.name}.v"), text)
+        atomic_write(os.path.join(out_dir, "report.json"), json.dumps(result, indent=1) + "\n")
+        return result
     plans = plan(net, levels_per_stage=levels_per_stage, share=share, progress=progress)
     top = StrassenNetwork(net, trees=trees, plans=plans)
     with tqdm(total=1, desc="Verilog", disable=not progress, leave=False) as bar:

@@ -72,18 +72,18 @@ class Design:
     reference: Callable
 
     @classmethod
-    def of_network(cls, net, verilog=None):
-        """The design of a frozen network: ``verilog`` or ``generate_verilog(net)``, checked
-        against :func:`strassen_hw.reference.forward`."""
+    def of_network(cls, net, verilog=None, fold=1):
+        """The design of a frozen network: ``verilog`` or ``generate_verilog(net, fold=fold)``,
+        checked against :func:`strassen_hw.reference.forward`."""
         if verilog is None:
             from strassen_hw.hw import generate_verilog
-            verilog = generate_verilog(net)
+            verilog = generate_verilog(net, fold=fold)
         return cls(verilog, net.name, net.input, net.n_in, net.output, net.n_out,
                    partial(forward, net))
 
 
-def _design(design, verilog):
-    return design if isinstance(design, Design) else Design.of_network(design, verilog)
+def _design(design, verilog, fold=1):
+    return design if isinstance(design, Design) else Design.of_network(design, verilog, fold)
 
 
 @dataclass
@@ -141,7 +141,7 @@ def _log_tail(path, lines=5):
 
 
 def run(design, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilog=None,
-        progress=False):
+        progress=False, fold=1):
     """Simulate ``design`` on integer ``inputs`` (N, n_in) and return a :class:`SimResult`.
 
     Parameters
@@ -165,6 +165,9 @@ def run(design, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, ver
         contract.
     progress : bool
         Show progress while compiling.
+    fold : int
+        For a network without ``verilog``: the architecture to generate (1 fully parallel,
+        F > 1 folded, see :func:`strassen_hw.hw.generate_verilog`).
 
     Raises
     ------
@@ -175,7 +178,7 @@ def run(design, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, ver
     """
     x = check_inputs(design, inputs)
     fraction = _stall_fraction(stalls)
-    design = _design(design, verilog)
+    design = _design(design, verilog, fold)
     bdir, build_seconds = build(design.verilog, design.name, waves=bool(waves), cache=build_dir,
                                 progress=progress)
     run_dir = Path(tempfile.mkdtemp(prefix="strassen-hw-sim-"))
@@ -222,19 +225,20 @@ def run(design, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, ver
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def simulate(design, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilog=None):
+def simulate(design, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilog=None,
+             fold=1):
     """The hardware's outputs for ``inputs``: int64 array (N, n_out), in order.
     See :func:`run` for the parameters."""
     return run(design, inputs, seed=seed, stalls=stalls, waves=waves, build_dir=build_dir,
-               verilog=verilog).outputs
+               verilog=verilog, fold=fold).outputs
 
 
-def check(design, inputs, *, verilog=None, **kwargs):
+def check(design, inputs, *, verilog=None, fold=1, **kwargs):
     """Simulate ``design`` (a :class:`Design` or a network) on ``inputs`` (see :func:`run`)
     and compare every output with its reference, exactly. Returns the :class:`SimResult`;
     raises :class:`Mismatch` naming the first differing vector and output."""
     x = check_inputs(design, inputs)
-    design = _design(design, verilog)
+    design = _design(design, verilog, fold)
     result = run(design, x, **kwargs)
     expected = design.reference(x)
     differ = result.outputs != expected

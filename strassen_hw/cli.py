@@ -42,6 +42,7 @@ def _int_type(lo, hi=None):
 
 
 _SEED = _int_type(0)
+_FOLD = _int_type(1, 1 << 20)
 _WIDTH = _int_type(1, 32)
 
 
@@ -184,14 +185,27 @@ def cmd_generate(args):
     from .frozen import load
     from .hw import generate
     if _is_solution(args.network):
-        _not_for(args, "solution files", "levels_per_stage", "no_share")
+        _not_for(args, "solution files", "levels_per_stage", "no_share", "fold")
         return _generate_matmul(args)
     _not_for(args, "frozen networks", "name", "operand_width")
+    fold = args.fold or 1
+    if fold > 1:
+        _not_for(args, "the folded architecture (--fold > 1)", "levels_per_stage", "no_share")
     net = load(args.network)
     levels = 2 if args.levels_per_stage is None else args.levels_per_stage
-    result = generate(net, args.output, levels_per_stage=levels, share=not args.no_share,
-                      progress=sys.stderr.isatty())
+    try:
+        result = generate(net, args.output, levels_per_stage=levels, share=not args.no_share,
+                          progress=sys.stderr.isatty(), fold=fold)
+    except ValueError as e:
+        raise UserError(f"--fold: {e}") from None
     total = result["total"]
+    if fold > 1:
+        out = Path(args.output)
+        print(f"wrote {out / (net.name + '.v')} and {out / 'report.json'}: "
+              f"{len(result['layers'])} layer(s) folded by {fold}, {total['multipliers']} "
+              f"multiplier(s), {total['adders']} adders, {total['cycles_per_vector']} cycles "
+              f"per vector, latency {total['latency']} cycles")
+        return
     out = Path(args.output)
     print(f"wrote {out / (net.name + '.v')} and {out / 'report.json'}: "
           f"{len(result['layers'])} layer(s), {total['multipliers']} multiplier(s), "
@@ -250,11 +264,16 @@ def _simulate_network(args):
     checked against the reference. ``--outputs`` holds the hardware's outputs for the rows of
     ``--inputs`` when given (in their order), else for every vector checked."""
     from .frozen import load
+    from .hw.generate import check_fold
     from .sim import BuildError, Mismatch, SimulationError, ToolError, check, test_vectors
     _not_for(args, "frozen networks", "name", "operand_width")
     if args.outputs:
         _not_an_input(args.outputs, "--outputs", args.design, args.inputs)
     net = load(args.design)
+    try:
+        check_fold(args.fold or 1, net)
+    except ValueError as e:
+        raise UserError(f"--fold: {e}") from None
     vectors = args.vectors
     if vectors is None:
         vectors = _WAVES_VECTORS if args.waves else _VECTORS
@@ -279,7 +298,7 @@ def _simulate_network(args):
             _save_npy(args.outputs, outputs if given is None else outputs[len(x) - len(given):])
     try:
         result = check(net, x, seed=args.seed, stalls=not args.no_stalls, waves=waves,
-                       progress=True)
+                       progress=True, fold=args.fold or 1)
     except Mismatch as e:
         write_outputs(e.result.outputs)
         print(f"FAIL {net.name}: {e}")
@@ -306,7 +325,7 @@ def _simulate_network(args):
 def cmd_simulate(args):
     if not _is_solution(args.design):
         return _simulate_network(args)
-    _not_for(args, "solution files", "inputs", "outputs", "waves")
+    _not_for(args, "solution files", "inputs", "outputs", "waves", "fold")
     from .matmul import load_algorithm
     from .sim import BuildError, Mismatch, SimulationError, ToolError
     from .sim.bilinear import check_bilinear, matmul_vectors
@@ -584,6 +603,9 @@ def build_parser():
                    help="networks: adder levels between pipeline registers (default 2)")
     p.add_argument("--no-share", action="store_true",
                    help="networks: no sharing of common sub-sums between rows")
+    p.add_argument("--fold", type=_FOLD, metavar="F",
+                   help="networks: 1 fully parallel (default, one vector per clock); F > 1 "
+                        "spreads each layer's work over about F cycles per vector")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("simulate", help="simulate the Verilog in Verilator and check every "
@@ -602,6 +624,8 @@ def build_parser():
                    help="networks: write a VCD trace of every signal to <name>.vcd (large: "
                         "~45 MB per 1,000 vectors at 64,32,32; prints the expected size first)")
     p.add_argument("--no-stalls", action="store_true", help="no random stalls/back-pressure")
+    p.add_argument("--fold", type=_FOLD, metavar="F",
+                   help="networks: the architecture to simulate (see 'generate --fold')")
     p.add_argument("--operand-width", type=int, metavar="W",
                    help="solution files: signed bits of each entry of A and B (default 8)")
     p.add_argument("--name", help="solution files: Verilog module name (default matmul)")
