@@ -1,0 +1,189 @@
+"""The board's end of the host link: UART, request frames in, response frames out.
+
+:class:`FrameLink` turns request frames (:mod:`.protocol`) arriving on ``rx`` into vectors on
+its ``o`` stream, and vectors from its ``i`` stream into result frames on ``tx``. Every request
+is checked (start byte, length, CRC, timeout between bytes); a failed one is answered with an
+error frame and the receiver waits for the next start byte.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .protocol import (ERROR_CRC, ERROR_LENGTH, ERROR_OVERRUN, ERROR_TIMEOUT, KIND_ERROR,
+                       KIND_RESULT, REQUEST_START, RESPONSE_START)
+from .uart import UARTReceiver, UARTTransmitter
+
+__all__ = ["FrameLink"]
+
+_POLY = 0x07
+
+
+def _crc8_next(crc, byte):
+    """CRC-8/SMBUS of ``crc`` updated with ``byte`` (combinational)."""
+    value = Value.cast(crc ^ byte)
+    for _ in range(8):
+        shifted = (value << 1)[:8]
+        value = Mux(value[7], shifted ^ _POLY, shifted)
+    return value
+
+
+class FrameLink(wiring.Component):
+    """UART plus the framing of :mod:`.protocol`.
+
+    Parameters
+    ----------
+    in_bytes, out_bytes : int
+        Payload bytes of a request (one input vector) and of a result (one output vector).
+    divisor : int
+        Clock cycles per UART bit.
+    timeout : int
+        Clock cycles a request may pause between two bytes before it is dropped.
+
+    Attributes
+    ----------
+    rx : In(1), tx : Out(1)
+        The serial lines.
+    o : stream of ``unsigned(8 * in_bytes)``
+        The payload of every good request (first byte in the low bits).
+    i : stream of ``unsigned(8 * out_bytes)``
+        Vectors to send back as result frames; held until the last byte is sent.
+    good, bad : Out(1)
+        One-cycle pulses: a request passed its checks / an error frame was queued.
+    """
+
+    def __init__(self, in_bytes, out_bytes, divisor, timeout):
+        for name, value in (("in_bytes", in_bytes), ("out_bytes", out_bytes)):
+            if not 1 <= value <= 0xFFFF:
+                raise ValueError(f"{name} must be 1..65535, not {value}")
+        if timeout < 1:
+            raise ValueError(f"timeout must be at least 1 cycle, not {timeout}")
+        self.in_bytes, self.out_bytes = in_bytes, out_bytes
+        self.divisor, self.timeout = divisor, timeout
+        super().__init__({
+            "rx": In(1, init=1), "tx": Out(1, init=1), "good": Out(1), "bad": Out(1),
+            "o": Out(stream.Signature(8 * in_bytes)),
+            "i": In(stream.Signature(8 * out_bytes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rx = rx = UARTReceiver(self.divisor)
+        m.submodules.tx = tx = UARTTransmitter(self.divisor)
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx), rx.o.ready.eq(1)]
+
+        # requests
+        error = Signal(range(8))            # error code found this cycle (0: none)
+        pending = Signal(range(8))          # error code waiting for the transmitter
+        length_lo = Signal(8)
+        crc = Signal(8)
+        count = Signal(range(self.in_bytes + 1))
+        timer = Signal(range(self.timeout + 1))
+        timed_out = Signal()
+        byte = rx.o.payload
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        m.d.sync += self.good.eq(0)
+        with m.FSM() as fsm:
+            with m.State("idle"):
+                with m.If(rx.o.valid & (byte == REQUEST_START)):
+                    m.d.sync += crc.eq(0)
+                    m.next = "length_lo"
+            with m.State("length_lo"):
+                with m.If(timed_out):
+                    m.next = "idle"
+                with m.If(rx.o.valid):
+                    m.d.sync += [length_lo.eq(byte), crc.eq(_crc8_next(crc, byte))]
+                    m.next = "length_hi"
+            with m.State("length_hi"):
+                with m.If(timed_out):
+                    m.next = "idle"
+                with m.If(rx.o.valid):
+                    m.d.sync += [crc.eq(_crc8_next(crc, byte)), count.eq(0)]
+                    with m.If(((byte << 8) | length_lo) != self.in_bytes):
+                        m.d.comb += error.eq(ERROR_LENGTH)
+                        m.next = "idle"
+                    with m.Elif(self.o.valid):
+                        m.d.comb += error.eq(ERROR_OVERRUN)
+                        m.next = "idle"
+                    with m.Else():
+                        m.next = "payload"
+            with m.State("payload"):
+                with m.If(timed_out):
+                    m.next = "idle"
+                with m.If(rx.o.valid):
+                    m.d.sync += [crc.eq(_crc8_next(crc, byte)), count.eq(count + 1),
+                                 self.o.payload.eq((self.o.payload >> 8)
+                                                   | (byte << (8 * self.in_bytes - 8)))]
+                    with m.If(count == self.in_bytes - 1):
+                        m.next = "crc"
+            with m.State("crc"):
+                with m.If(timed_out):
+                    m.next = "idle"
+                with m.If(rx.o.valid):
+                    with m.If(byte == crc):
+                        m.d.sync += [self.o.valid.eq(1), self.good.eq(1)]
+                    with m.Else():
+                        m.d.comb += error.eq(ERROR_CRC)
+                    m.next = "idle"
+        busy = ~fsm.ongoing("idle")
+        m.d.sync += timer.eq(Mux(busy & ~rx.o.valid, timer + 1, 0))
+        with m.If(busy & ~rx.o.valid & (timer == self.timeout - 1)):
+            m.d.comb += [timed_out.eq(1), error.eq(ERROR_TIMEOUT)]
+        m.d.sync += self.bad.eq(error != 0)
+
+        # responses: start, kind, length (2), payload, CRC
+        is_error = Signal()
+        index = Signal(range(max(self.out_bytes, 1) + 1))
+        out_crc = Signal(8)
+        last = Signal()
+        code = Signal(range(8))             # the error code being sent
+        payload_byte = self.i.payload.word_select(index, 8)
+        size = Mux(is_error, 1, self.out_bytes)
+        sent = tx.i.valid & tx.i.ready
+        with m.If(sent):
+            m.d.sync += out_crc.eq(_crc8_next(out_crc, tx.i.payload))
+        with m.FSM():
+            with m.State("idle"):
+                m.d.sync += out_crc.eq(0)
+                with m.If(pending != 0):
+                    m.d.sync += [is_error.eq(1), code.eq(pending), pending.eq(0)]
+                    m.next = "start"
+                with m.Elif(self.i.valid):
+                    m.d.sync += is_error.eq(0)
+                    m.next = "start"
+            with m.State("start"):
+                m.d.comb += [tx.i.payload.eq(RESPONSE_START), tx.i.valid.eq(1)]
+                m.d.sync += out_crc.eq(0)
+                with m.If(tx.i.ready):
+                    m.next = "kind"
+            with m.State("kind"):
+                m.d.comb += [tx.i.payload.eq(Mux(is_error, KIND_ERROR, KIND_RESULT)),
+                             tx.i.valid.eq(1)]
+                with m.If(tx.i.ready):
+                    m.next = "length_lo"
+            with m.State("length_lo"):
+                m.d.comb += [tx.i.payload.eq(size[:8]), tx.i.valid.eq(1)]
+                with m.If(tx.i.ready):
+                    m.next = "length_hi"
+            with m.State("length_hi"):
+                m.d.comb += [tx.i.payload.eq(Value.cast(size) >> 8), tx.i.valid.eq(1)]
+                m.d.sync += index.eq(0)
+                with m.If(tx.i.ready):
+                    m.next = "payload"
+            with m.State("payload"):
+                m.d.comb += [tx.i.payload.eq(Mux(is_error, code, payload_byte)),
+                             tx.i.valid.eq(1),
+                             last.eq(is_error | (index == self.out_bytes - 1))]
+                with m.If(tx.i.ready):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(last):
+                        m.next = "crc"
+            with m.State("crc"):
+                m.d.comb += [tx.i.payload.eq(out_crc), tx.i.valid.eq(1)]
+                with m.If(tx.i.ready):
+                    m.d.comb += self.i.ready.eq(~is_error)
+                    m.next = "idle"
+        with m.If(error != 0):
+            m.d.sync += pending.eq(error)
+        return m
