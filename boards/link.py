@@ -6,26 +6,24 @@ is checked (start byte, length, CRC, timeout between bytes); a failed one is ans
 error frame and the receiver waits for the next start byte.
 """
 
-from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .protocol import (ERROR_CRC, ERROR_LENGTH, ERROR_OVERRUN, ERROR_TIMEOUT, KIND_ERROR,
-                       KIND_RESULT, REQUEST_START, RESPONSE_START)
+                       KIND_RESULT, REQUEST_START, RESPONSE_START, crc8)
 from .uart import UARTReceiver, UARTTransmitter
 
 __all__ = ["FrameLink"]
 
-_POLY = 0x07
-
-
 def _crc8_next(crc, byte):
-    """CRC-8/SMBUS of ``crc`` updated with ``byte`` (combinational)."""
+    """CRC-8/SMBUS of ``crc`` updated with ``byte`` (combinational). The CRC is linear over
+    GF(2) in ``crc ^ byte``, so each output bit is the XOR of the input bits whose
+    single-bit CRC (:func:`~.protocol.crc8` of one byte) has that bit set."""
     value = Value.cast(crc ^ byte)
-    for _ in range(8):
-        shifted = (value << 1)[:8]
-        value = Mux(value[7], shifted ^ _POLY, shifted)
-    return value
+    columns = [crc8(bytes([1 << j])) for j in range(8)]
+    return Cat(*(Cat(*(value[j] for j in range(8) if columns[j] >> i & 1)).xor()
+                 for i in range(8)))
 
 
 class FrameLink(wiring.Component):
