@@ -45,7 +45,13 @@ _STAT = "yosys-stat.json"
 
 
 class ToolchainError(RuntimeError):
-    """A tool is missing, failed or ran out of time; the message is one line."""
+    """A tool is missing, failed or ran out of time; the message is one line.
+    ``utilization`` holds what nextpnr's log said the design needs (as in
+    :attr:`BuildResult.utilization`), when it got that far."""
+
+    def __init__(self, message, utilization=None):
+        super().__init__(message)
+        self.utilization = utilization or {}
 
 
 def cache_dir():
@@ -253,13 +259,25 @@ def run_plan(plan, family, *, name="top", timeout=3600, progress=False, cache=No
     seconds = time.perf_counter() - start
     if status != 0 or not (work / _REPORT).is_file():
         kept = _keep(cache, work, name)
-        raise ToolchainError(_failure(kept, name, kept / log.name, kept))
+        raise ToolchainError(_failure(kept, name, kept / log.name, kept),
+                             _log_utilization(kept / f"{name}.tim"))
     (work / "seconds").write_text(f"{seconds:.3f}\n")
     try:
         work.rename(final)
     except OSError:       # another process finished the same build first
         shutil.rmtree(work, ignore_errors=True)
     return _result(final, name, seconds)
+
+
+def _log_utilization(path):
+    """The "Device utilisation" table of a nextpnr log: ``{resource: {used, available}}``."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return {}
+    return {m.group(1): {"used": int(m.group(2)), "available": int(m.group(3))}
+            for m in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", text,
+                                 re.MULTILINE)}
 
 
 def _keep(cache, work, name):
