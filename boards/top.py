@@ -7,7 +7,7 @@ platform, which supplies the clock (the board oscillator) and the power-on reset
 """
 
 from amaranth.hdl import Elaboratable, Module, Signal, Value
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
 from .link import FrameLink
@@ -124,9 +124,13 @@ class BoardTop(Elaboratable):
         m.submodules.logic = logic = self.logic
         if platform is None:
             return m
-        uart = platform.request("uart", 0)
-        alive = platform.request(*self.board.alive_led)
-        error = platform.request(*self.board.error_led)
-        m.d.comb += [logic.rx.eq(uart.rx.i), uart.tx.o.eq(logic.tx),
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx = tx = io.Buffer("o", uart.tx)
+        m.submodules.alive = alive = io.Buffer("o", platform.request(*self.board.alive_led,
+                                                                      dir="-"))
+        m.submodules.error = error = io.Buffer("o", platform.request(*self.board.error_led,
+                                                                      dir="-"))
+        m.d.comb += [logic.rx.eq(rx.i), tx.o.eq(logic.tx),
                      alive.o.eq(logic.alive), error.o.eq(logic.error)]
         return m

@@ -309,16 +309,20 @@ def synthesize(verilog, script, *, top=None, timeout=3600, progress=False):
         Yosys is missing, failed, or did not finish within ``timeout`` seconds.
     """
     yosys = find_tool("YOSYS")
+    # YoWASP tools see the working directory only: run there, on a copy of the source
     with tempfile.TemporaryDirectory(prefix="strassen-hw-yosys-") as work:
-        stat = Path(work) / "stat.json"
-        log = Path(work) / "yosys.log"
-        commands = (f"read_verilog {Path(verilog).resolve()}; "
-                    + (f"hierarchy -top {top}; " if top else "")
-                    + f"{script}; tee -q -o {stat} stat -json")
+        try:
+            shutil.copy(verilog, Path(work) / "design.v")
+        except OSError as e:
+            raise ToolchainError(f"{verilog}: cannot read it ({e.strerror or e})") from None
+        stat, log = Path(work) / "stat.json", Path(work) / "yosys.log"
+        commands = ("read_verilog design.v; " + (f"hierarchy -top {top}; " if top else "")
+                    + f"{script}; tee -q -o stat.json stat -json")
         try:
             with elapsed(f"yosys: {script}", progress):
-                done = subprocess.run([yosys, "-q", "-l", str(log), "-p", commands],
-                                      capture_output=True, text=True, timeout=timeout)
+                done = subprocess.run([yosys, "-q", "-l", "yosys.log", "-p", commands],
+                                      cwd=work, capture_output=True, text=True,
+                                      timeout=timeout)
         except subprocess.TimeoutExpired:
             raise ToolchainError(f"yosys did not finish '{script}' within {timeout:g} s") \
                 from None
@@ -326,7 +330,7 @@ def synthesize(verilog, script, *, top=None, timeout=3600, progress=False):
             errors = re.findall(r"^ERROR:.*$", done.stderr + done.stdout, re.MULTILINE)
             detail = errors[-1] if errors else _tail(log)
             raise ToolchainError(f"yosys failed on {verilog}: {detail}")
-            return _stat_cells(stat)
+        return _stat_cells(stat)
 
 
 def _stat_cells(path):
