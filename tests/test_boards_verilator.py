@@ -84,3 +84,41 @@ def test_dropped_byte_back_to_back_is_never_misaligned():
         assert index < len(expected), "an answer that belongs to no request"
         index += 1
     assert np.array_equal(got[0], expected[0]) and np.array_equal(got[-1], expected[5])
+
+
+def _cached_digits():
+    """The demo's digits network, frozen from its cached checkpoint, or None (not trained on
+    this machine: the test is skipped rather than training for a minute)."""
+    from strassen_hw.demo import DEFAULT, default_cache_dir
+    from strassen_hw.train.fit import TrainConfig
+    config = TrainConfig(seed=0, **DEFAULT)
+    path = default_cache_dir() / f"digits-{config.key()}.pt"
+    if not path.is_file():
+        return None
+    from strassen_hw.train import data as digits
+    from strassen_hw.train.fit import load_checkpoint
+    from strassen_hw.train.freeze import freeze
+    data = digits.load()
+    net, _ = freeze(load_checkpoint(path).student, data.x_train, name="digits")
+    return net, data
+
+
+@pytest.mark.slow
+def test_digits_images_through_uart_pins():
+    found = _cached_digits()
+    if found is None:
+        pytest.skip("no cached digits checkpoint (run 'strassen-hw demo' once)")
+    net, data = found
+    x = data.x_test[:6]
+    requests = [encode_request(row.tobytes()) for row in pack(x, net.input.width)]
+    corrupted = bytearray(requests[1])
+    corrupted[10] ^= 0x01
+    logic = BoardLogic(StrassenNetwork(net, trees="verilog"), clock_hz=1_000_000,
+                       divisor=DIVISOR, timeout=TIMEOUT)
+    chunks = [(requests[0], 0), (bytes(corrupted), 0), (requests[1], 0),
+              (requests[2][:20] + requests[2][21:], TIMEOUT + 20 * DIVISOR)]
+    chunks += [(r, 0) for r in requests[2:]]
+    frames = FrameDecoder().feed(simulate_board(logic, chunks, name="digits_board").received)
+    assert [f.kind for f in frames] == [KIND_RESULT, KIND_ERROR, KIND_RESULT, KIND_ERROR] \
+        + [KIND_RESULT] * 4
+    assert np.array_equal(_results(net, frames), forward(net, x))
