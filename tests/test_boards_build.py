@@ -73,3 +73,16 @@ def test_missed_clock_names_the_figures(tmp_path, capsys, monkeypatch):
                           "nextpnr reaches ")
     assert "MHz; use a smaller --levels-per-stage" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_timeout_is_one_line(tmp_path):
+    from strassen_hw.boards.top import BoardTop
+    from strassen_hw.hw import StrassenNetwork
+    net = random_network([(8, 6, 4)], seed=3, name="late")
+    top = BoardTop(StrassenNetwork(net, trees="amaranth"), "icebreaker")
+    plan = top.platform.build(top, name="late", do_build=False,
+                              **toolchain.build_options("ice40"))
+    with pytest.raises(toolchain.ToolchainError,
+                       match=r"^the tools did not finish within 0.5 s \(logs: .*failed-late\); "
+                             r"give them more time"):
+        toolchain.run_plan(plan, "ice40", timeout=0.5, cache=tmp_path)
