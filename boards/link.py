@@ -8,9 +8,11 @@ error frame and the receiver waits for the next start byte.
 
 from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from .protocol import (ERROR_CRC, ERROR_LENGTH, ERROR_OVERRUN, ERROR_TIMEOUT, KIND_ERROR,
+from .protocol import (ERROR_CRC, ERROR_LENGTH, ERROR_OVERRUN, ERROR_STRAY, ERROR_TIMEOUT,
+                       KIND_ERROR,
                        KIND_RESULT, REQUEST_START, RESPONSE_START, crc8)
 from .uart import UARTReceiver, UARTTransmitter
 
@@ -72,7 +74,9 @@ class FrameLink(wiring.Component):
 
         # requests
         error = Signal(range(8))            # error code found this cycle (0: none)
-        pending = Signal(range(8))          # error code waiting for the transmitter
+        stray = Signal()                    # bytes arrived outside a frame, not yet reported
+        quiet = Signal()                    # after a wrong length: the rest is not stray
+        m.submodules.errors = errors = SyncFIFO(width=3, depth=4)
         length_lo = Signal(8)
         crc = Signal(8)
         count = Signal(range(self.in_bytes + 1))
@@ -85,8 +89,15 @@ class FrameLink(wiring.Component):
         with m.FSM() as fsm:
             with m.State("idle"):
                 with m.If(rx.o.valid & (byte == REQUEST_START)):
-                    m.d.sync += crc.eq(0)
+                    m.d.sync += [crc.eq(0), stray.eq(0), quiet.eq(0)]
+                    with m.If(stray):
+                        m.d.comb += error.eq(ERROR_STRAY)
                     m.next = "length_lo"
+                with m.Elif(rx.o.valid & ~quiet):
+                    m.d.sync += stray.eq(1)
+                with m.Elif(stray & timed_out):
+                    m.d.comb += error.eq(ERROR_STRAY)
+                    m.d.sync += stray.eq(0)
             with m.State("length_lo"):
                 with m.If(timed_out):
                     m.next = "idle"
@@ -100,6 +111,7 @@ class FrameLink(wiring.Component):
                     m.d.sync += [crc.eq(_crc8_next(crc, byte)), count.eq(0)]
                     with m.If(((byte << 8) | length_lo) != self.in_bytes):
                         m.d.comb += error.eq(ERROR_LENGTH)
+                        m.d.sync += quiet.eq(1)
                         m.next = "idle"
                     with m.Elif(self.o.valid):
                         m.d.comb += error.eq(ERROR_OVERRUN)
@@ -124,11 +136,13 @@ class FrameLink(wiring.Component):
                     with m.Else():
                         m.d.comb += error.eq(ERROR_CRC)
                     m.next = "idle"
-        busy = ~fsm.ongoing("idle")
-        m.d.sync += timer.eq(Mux(busy & ~rx.o.valid, timer + 1, 0))
-        with m.If(busy & ~rx.o.valid & (timer == self.timeout - 1)):
-            m.d.comb += [timed_out.eq(1), error.eq(ERROR_TIMEOUT)]
+        waiting = (~fsm.ongoing("idle") | stray) & ~rx.o.valid
+        m.d.sync += timer.eq(Mux(waiting & ~timed_out, timer + 1, 0))
+        m.d.comb += timed_out.eq(waiting & (timer == self.timeout - 1))
+        with m.If(timed_out & ~fsm.ongoing("idle")):
+            m.d.comb += error.eq(ERROR_TIMEOUT)
         m.d.sync += self.bad.eq(error != 0)
+        m.d.comb += [errors.w_data.eq(error), errors.w_en.eq(error != 0)]
 
         # responses: start, kind, length (2), payload, CRC
         is_error = Signal()
@@ -144,8 +158,9 @@ class FrameLink(wiring.Component):
         with m.FSM():
             with m.State("idle"):
                 m.d.sync += out_crc.eq(0)
-                with m.If(pending != 0):
-                    m.d.sync += [is_error.eq(1), code.eq(pending), pending.eq(0)]
+                with m.If(errors.r_rdy):
+                    m.d.comb += errors.r_en.eq(1)
+                    m.d.sync += [is_error.eq(1), code.eq(errors.r_data)]
                     m.next = "start"
                 with m.Elif(self.i.valid):
                     m.d.sync += is_error.eq(0)
@@ -182,6 +197,4 @@ class FrameLink(wiring.Component):
                 with m.If(tx.i.ready):
                     m.d.comb += self.i.ready.eq(~is_error)
                     m.next = "idle"
-        with m.If(error != 0):
-            m.d.sync += pending.eq(error)
         return m

@@ -15,7 +15,8 @@ one byte, the error code. The CRC-8 (polynomial 0x07, initial value 0, no reflec
 covers every byte after the start byte. The board checks the length and the CRC of every
 request, and a request whose bytes stop for longer than its timeout; each failure is answered
 with an error frame and the receiver goes back to waiting for a start byte, so a lost or
-corrupted byte costs that request and is never silently misaligned. The same definitions are
+corrupted byte costs that request and is never silently misaligned; bytes outside any frame (a
+request whose start byte was lost) are reported by one error frame too. The same definitions are
 used by the hardware (:mod:`strassen_hw.boards.link`).
 """
 
@@ -32,8 +33,9 @@ KIND_ERROR = 2
 
 #: Error codes of an error frame and what they mean.
 ERRORS = {1: "CRC mismatch", 2: "wrong length", 3: "timeout between bytes",
-          4: "overrun (the network was still busy)"}
-ERROR_CRC, ERROR_LENGTH, ERROR_TIMEOUT, ERROR_OVERRUN = 1, 2, 3, 4
+          4: "overrun (the network was still busy)",
+          5: "bytes outside a frame (a request lost its start byte)"}
+ERROR_CRC, ERROR_LENGTH, ERROR_TIMEOUT, ERROR_OVERRUN, ERROR_STRAY = 1, 2, 3, 4, 5
 
 _POLY = 0x07
 

@@ -7,8 +7,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from strassen_hw.boards import get_board
-from strassen_hw.boards.protocol import (ERROR_CRC, ERROR_LENGTH, ERROR_TIMEOUT, KIND_ERROR,
-                                         KIND_RESULT, Frame, FrameDecoder, crc8,
+from strassen_hw.boards.protocol import (ERROR_CRC, ERROR_LENGTH, ERROR_STRAY, ERROR_TIMEOUT,
+                                         KIND_ERROR, KIND_RESULT, Frame, FrameDecoder, crc8,
                                          encode_request, encode_response)
 from strassen_hw.boards.top import BoardLogic
 from strassen_hw.boards.uart import UARTReceiver, UARTTransmitter, divisor
@@ -115,8 +115,8 @@ def test_uart_loopback(cycles):
 
 def test_board_logic_answers_recovers_and_reports():
     """A whole board (network + link) in Amaranth's simulator: good requests get the
-    reference's answers; a corrupted request, a wrong length and a truncated request get error
-    frames, and the next good request is answered again."""
+    reference's answers; a corrupted request, a wrong length, a truncated request and one that
+    lost its start byte get error frames, and the next good request is answered again."""
     net = random_network([(6, 4, 3)], seed=3)
     cycles = 4
     logic = BoardLogic(StrassenNetwork(net, trees="amaranth"), clock_hz=1000, divisor=cycles,
@@ -126,7 +126,7 @@ def test_board_logic_answers_recovers_and_reports():
     corrupt = bytearray(frames[1])
     corrupt[4] ^= 0x01
     plan = [(frames[0], 0), (bytes(corrupt), 0), (frames[1], 0), (encode_request(b"\x01"), 0),
-            (frames[2][:-2], 100), (frames[2], 0)]
+            (frames[2][:-2], 100), (b"\x00" + frames[1][1:], 100), (frames[2], 0)]
     received = []
 
     async def host(ctx):
@@ -136,7 +136,7 @@ def test_board_logic_answers_recovers_and_reports():
                 await ctx.tick().repeat(gap)
 
     async def listen(ctx):
-        received.append(await _receive(ctx, logic.tx, 3 * 8 + 3 * 6, cycles, 12000))
+        received.append(await _receive(ctx, logic.tx, 3 * 8 + 4 * 6, cycles, 12000))
 
     sim = Simulator(logic)
     sim.add_clock(1e-6)
@@ -148,12 +148,12 @@ def test_board_logic_answers_recovers_and_reports():
     results = [f for f in decoded if f.kind == KIND_RESULT]
     errors = [f.payload[0] for f in decoded if f.kind == KIND_ERROR]
     assert all(f.error == 0 for f in decoded)
-    assert errors == [ERROR_CRC, ERROR_LENGTH, ERROR_TIMEOUT]
+    assert errors == [ERROR_CRC, ERROR_LENGTH, ERROR_TIMEOUT, ERROR_STRAY]
     got = unpack(np.frombuffer(b"".join(f.payload for f in results), np.uint8).reshape(-1, 3),
                  net.n_out, net.output.width, net.output.signed)
     assert np.array_equal(got, expected)
     assert [f.kind for f in decoded] == [KIND_RESULT, KIND_ERROR, KIND_RESULT, KIND_ERROR,
-                                         KIND_ERROR, KIND_RESULT]
+                                         KIND_ERROR, KIND_ERROR, KIND_RESULT]
 
 
 def test_unknown_board_lists_the_known_ones():
