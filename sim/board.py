@@ -35,8 +35,6 @@ def simulate_board(logic, chunks, *, name="board", drain=None, build_dir=None):
     """
     from amaranth.back import verilog
     text = verilog.convert(logic, name=name, emit_src=False)
-    # adder trees a core wrote as Verilog text (``trees="verilog"``), known after conversion
-    text += "".join(f"\n{body}" for _, body in getattr(logic.core, "verilog_modules", []))
     bdir, _ = build(text, name, cache=build_dir, ports=_PORTS)
     run_dir = Path(tempfile.mkdtemp(prefix="strassen-hw-board-sim-"))
     try:

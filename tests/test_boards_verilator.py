@@ -115,8 +115,7 @@ def test_digits_images_through_uart_pins():
     requests = [encode_request(row.tobytes()) for row in pack(x, net.input.width)]
     corrupted = bytearray(requests[1])
     corrupted[10] ^= 0x01
-    logic = BoardLogic(StrassenNetwork(net, trees="verilog"), clock_hz=1_000_000,
-                       divisor=DIVISOR, timeout=TIMEOUT)
+    logic = _board(net)
     chunks = [(requests[0], 0), (bytes(corrupted), 0), (requests[1], 0),
               (requests[2][:20] + requests[2][21:], TIMEOUT + 20 * DIVISOR)]
     chunks += [(r, 0) for r in requests[2:]]
