@@ -25,6 +25,9 @@ class Board:
         openFPGALoader's ``-b`` name.
     alive_led, error_led : tuple
         ``platform.request`` arguments of the two LEDs.
+    flip_flops : int
+        Flip-flops of the device: a design whose registers need more cannot fit (what
+        ``build`` without ``--fold`` uses to skip folds before running the tools).
     """
     name: str
     description: str
@@ -34,6 +37,7 @@ class Board:
     alive_led: tuple
     error_led: tuple
     _platform: str
+    flip_flops: int
 
     def platform(self):
         """A new instance of the board's amaranth-boards platform."""
@@ -45,10 +49,10 @@ class Board:
 BOARDS = {
     "icebreaker": Board("icebreaker", "iCEBreaker (Lattice iCE40UP5K, 12 MHz)", "ice40", "bin",
                         "ice40_generic", ("led_g", 0), ("led_r", 0),
-                        "amaranth_boards.icebreaker.ICEBreakerPlatform"),
+                        "amaranth_boards.icebreaker.ICEBreakerPlatform", 5280),
     "ulx3s-85f": Board("ulx3s-85f", "ULX3S (Lattice ECP5 LFE5U-85F, 25 MHz)", "ecp5", "bit",
                        "ulx3s", ("led", 0), ("led", 1),
-                       "amaranth_boards.ulx3s.ULX3S_85F_Platform"),
+                       "amaranth_boards.ulx3s.ULX3S_85F_Platform", 83640),
 }
 
 

@@ -9,7 +9,10 @@ from ..toolchain import ToolchainError, build_options, run_plan
 from . import get_board
 from .top import DEFAULT_BAUD, BoardTop
 
-__all__ = ["BoardBuildError", "build_board", "link_throughput"]
+__all__ = ["BoardBuildError", "DoesNotFit", "FOLDS", "build_board", "link_throughput"]
+
+#: The folds ``build`` tries, smallest first, when none is given.
+FOLDS = (1,) + tuple(1 << k for k in range(1, 13))
 
 #: nextpnr resource names of each family: the summary keys of ``report.json``.
 _RESOURCES = {
@@ -24,6 +27,10 @@ _WHAT = {"logic_cells": "logic cells", "ffs": "flip-flops", "dsps": "DSP blocks"
 
 class BoardBuildError(RuntimeError):
     """The build failed, or its result does not fit or meet the clock; one line."""
+
+
+class DoesNotFit(BoardBuildError):
+    """The design needs more of a resource than the device has."""
 
 
 def link_throughput(in_bytes, out_bytes, baud):
@@ -51,17 +58,29 @@ def _summary(family, utilization, cells):
 
 
 def _core(net, fold, levels_per_stage):
-    if fold != 1:
-        raise BoardBuildError(f"--fold {fold}: only 1 (the fully parallel network) is "
-                              "available in this version")
-    from ..hw import StrassenNetwork
-    return StrassenNetwork(net, levels_per_stage=levels_per_stage, trees="amaranth")
+    """The network's core (fully parallel for ``fold = 1``, else folded) and its report."""
+    from ..hw import FoldedNetwork, StrassenNetwork, check_fold, folded_report
+    from ..hw.generate import report
+    try:
+        check_fold(fold, net)
+    except ValueError as e:
+        raise BoardBuildError(f"--fold: {e}") from None
+    if fold > 1:
+        return FoldedNetwork(net, fold), folded_report(net, fold)
+    return (StrassenNetwork(net, levels_per_stage=levels_per_stage, trees="amaranth"),
+            report(net, levels_per_stage=levels_per_stage))
 
 
-def build_board(net, board, out_dir, *, fold=1, baud=DEFAULT_BAUD, levels_per_stage=2,
-                timeout=3600, progress=False, cache=None):
+def build_board(net, board, out_dir, *, fold=None, baud=DEFAULT_BAUD, levels_per_stage=2,
+                timeout=3600, progress=False, cache=None, say=None):
     """Build ``net`` for ``board`` and write ``out_dir/<name>.bin`` (iCE40) or ``.bit`` (ECP5)
     and ``out_dir/report.json``; return the report.
+
+    ``fold`` (see :func:`strassen_hw.hw.generate_verilog`) trades area for cycles per vector;
+    ``None`` picks the smallest of :data:`FOLDS` that fits the device: a fold whose registers
+    alone need more flip-flops than the device has is skipped without running the tools, the
+    others are built (cached by content) until one fits. ``say`` receives a line per fold
+    tried; the report lists them under ``folds_tried``.
 
     The report holds the board, the clock, the baud rate, ``utilization`` (``logic_cells``,
     ``luts``, ``carries``, ``ffs``, ``dsps``, ``rams`` with ``used`` and, where the device has
@@ -75,10 +94,43 @@ def build_board(net, board, out_dir, *, fold=1, baud=DEFAULT_BAUD, levels_per_st
         Unknown board, a tool failed, the design does not fit the device, or it misses the
         board's clock (nothing is written then).
     """
-    from ..hw.generate import report as layer_report
     try:
         spec = get_board(board)
-        top = BoardTop(_core(net, fold, levels_per_stage), board, baud=baud)
+    except ValueError as e:
+        raise BoardBuildError(str(e)) from None
+    if fold is not None:
+        return _build(net, spec, out_dir, fold, baud, levels_per_stage, timeout, progress,
+                      cache, [])
+    say = say or (lambda line: None)
+    tried = []
+    for candidate in FOLDS:
+        try:
+            _, core_report = _core(net, candidate, levels_per_stage)
+        except BoardBuildError:
+            break                             # convolutions: fold 1 only
+        bits = core_report["total"]["register_bits"]
+        if bits > spec.flip_flops:
+            reason = (f"{bits:,} register bits, more than the {spec.flip_flops:,} "
+                      "flip-flops of the device")
+            tried.append({"fold": candidate, "fits": False, "reason": reason})
+            say(f"fold {candidate}: {reason}; skipped")
+            continue
+        say(f"fold {candidate}: building ...")
+        try:
+            return _build(net, spec, out_dir, candidate, baud, levels_per_stage, timeout,
+                          progress, cache, tried)
+        except DoesNotFit as e:
+            tried.append({"fold": candidate, "fits": False, "reason": str(e)})
+            say(f"fold {candidate}: {e}")
+    raise DoesNotFit(f"{net.name} does not fit the {spec.name} at any fold up to "
+                     f"{tried[-1]['fold'] if tried else 1}: {tried[-1]['reason'] if tried else ''}"
+                     "; use a smaller network or a larger board")
+
+
+def _build(net, spec, out_dir, fold, baud, levels_per_stage, timeout, progress, cache, tried):
+    core, core_report = _core(net, fold, levels_per_stage)
+    try:
+        top = BoardTop(core, spec.name, baud=baud)
     except ValueError as e:
         raise BoardBuildError(str(e)) from None
     platform = top.platform
@@ -91,6 +143,7 @@ def build_board(net, board, out_dir, *, fold=1, baud=DEFAULT_BAUD, levels_per_st
     summary = _summary(spec.family, result.utilization, result.cells)
     _check_fit(net.name, summary, spec, platform)
     clock_mhz = platform.default_clk_frequency / 1e6
+    cycles = core_report["total"].get("cycles_per_vector", 1)
     fmax = min((v["achieved"] for v in result.fmax.values()), default=None)
     logic = top.logic
     report = {
@@ -102,11 +155,12 @@ def build_board(net, board, out_dir, *, fold=1, baud=DEFAULT_BAUD, levels_per_st
         "link": {"request_bytes": logic.in_bytes + 4, "response_bytes": logic.out_bytes + 5,
                  "vectors_per_s": round(link_throughput(logic.in_bytes, logic.out_bytes,
                                                         baud), 1)},
-        "core": {"cycles_per_vector": fold,
-                 "vectors_per_s": round(platform.default_clk_frequency / fold)},
+        "core": {"cycles_per_vector": cycles,
+                 "vectors_per_s": round(platform.default_clk_frequency / cycles)},
+        "folds_tried": tried + [{"fold": fold, "fits": True}],
         "build_seconds": round(result.seconds, 1), "cached": result.seconds == 0.0,
         "nextpnr": result.utilization, "cells": result.cells,
-        "network": layer_report(net, levels_per_stage=levels_per_stage),
+        "network": core_report,
     }
     _check_timing(report, spec)
     os.makedirs(out_dir, exist_ok=True)
@@ -121,7 +175,7 @@ def _check_fit(name, summary, spec, platform):
             for key, item in summary.items()
             if "available" in item and item["used"] > item["available"]]
     if over:
-        raise BoardBuildError(f"{name} does not fit the {spec.name}'s {platform.device}: needs "
+        raise DoesNotFit(f"{name} does not fit the {spec.name}'s {platform.device}: needs "
                               + ", ".join(over) + "; use a larger --fold (fewer physical "
                               "adders and multipliers) or a smaller network")
 

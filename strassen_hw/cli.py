@@ -577,7 +577,8 @@ def cmd_build(args):
     try:
         rep = build_board(net, args.board, args.output, fold=args.fold, baud=args.baud,
                           levels_per_stage=args.levels_per_stage, timeout=args.timeout,
-                          progress=True)
+                          progress=True, say=lambda line: print(line, file=sys.stderr,
+                                                                flush=True))
     except BoardBuildError as e:
         raise UserError(str(e))
     except OSError as e:
@@ -589,7 +590,8 @@ def cmd_build(args):
                               ("dsps", "DSPs"), ("rams", "RAMs")) if k in use]
     out = Path(args.output)
     print(f"wrote {out / rep['bitstream']} and {out / 'report.json'}: {rep['board']} "
-          f"({rep['device']}), " + ", ".join(parts) + f"; Fmax {rep['fmax_mhz']} MHz "
+          f"({rep['device']}), fold {rep['fold']}, " + ", ".join(parts)
+          + f"; Fmax {rep['fmax_mhz']} MHz "
           f"(clock {rep['clock_mhz']:g} MHz); link {rep['link']['vectors_per_s']:,.0f} "
           f"vectors/s at {rep['baud']} baud" + (" (cached)" if rep["cached"] else
                                                  f" ({rep['build_seconds']:.0f} s)"))
@@ -644,8 +646,9 @@ def _add_board_commands(sub):
     p.add_argument("network", metavar="NET")
     p.add_argument("--board", required=True, choices=sorted(BOARDS),
                    help="; ".join(f"{k}: {v.description}" for k, v in BOARDS.items()))
-    p.add_argument("--fold", type=int, default=1, metavar="F",
-                   help="cycles per vector (1: fully parallel, the default)")
+    p.add_argument("--fold", type=_FOLD, metavar="F",
+                   help="1: fully parallel (one vector per clock); F > 1: about F cycles per "
+                        "vector (see 'generate --fold'); default: the smallest that fits")
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
                    help=f"UART baud rate (default {DEFAULT_BAUD})")
     p.add_argument("--levels-per-stage", type=int, default=2, metavar="K",

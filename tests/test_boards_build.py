@@ -12,14 +12,14 @@ pytestmark = pytest.mark.slow
 
 
 def test_icebreaker_bitstream_and_report(tmp_path, capsys):
-    net = random_network([(8, 6, 4)], seed=2, name="small")
+    net = random_network([(8, 6, 4)], seed=2, name="smallnet")
     save(net, tmp_path / "net.json")
     out = tmp_path / "out"
     assert main(["build", str(tmp_path / "net.json"), "--board", "icebreaker",
                  "-o", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
-    bitstream = (out / "small.bin").read_bytes()
+    bitstream = (out / "smallnet.bin").read_bytes()
     assert b"\x7e\xaa\x99\x7e" in bitstream[:64]          # iCE40 sync word
     assert report["board"] == "icebreaker" and report["device"] == "iCE40UP5K"
     use = report["utilization"]
@@ -34,13 +34,33 @@ def test_icebreaker_bitstream_and_report(tmp_path, capsys):
 def test_too_many_multipliers_for_the_up5k(tmp_path, capsys):
     net = random_network([(4, 16, 2)], seed=0, name="wide")
     save(net, tmp_path / "net.json")
-    assert main(["build", str(tmp_path / "net.json"), "--board", "icebreaker",
+    assert main(["build", str(tmp_path / "net.json"), "--board", "icebreaker", "--fold", "1",
                  "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("strassen-hw: error: wide does not fit the icebreaker's iCE40UP5K: "
                           "needs ")
     assert "of 8 DSP blocks; use a larger --fold" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_without_fold_build_picks_the_smallest_fold_that_fits(tmp_path, capsys):
+    net = random_network([(4, 16, 2)], seed=0, name="wide")    # 16 multipliers, 8 DSPs
+    save(net, tmp_path / "net.json")
+    out = tmp_path / "out"
+    assert main(["build", str(tmp_path / "net.json"), "--board", "icebreaker",
+                 "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "fold 1: " in captured.err and "does not fit" in captured.err
+    report = json.loads((out / "report.json").read_text())
+    tried = report["folds_tried"]
+    assert [t["fold"] for t in tried] == [1, report["fold"]] and report["fold"] > 1
+    assert tried[0]["fits"] is False and tried[-1]["fits"] is True
+    use = report["utilization"]
+    assert use["dsps"]["used"] <= 8 and use["logic_cells"]["used"] <= 5280
+    assert report["network"]["total"]["fold"] == report["fold"]
+    assert report["core"]["cycles_per_vector"] == report["network"]["total"]["cycles_per_vector"]
+    assert f"fold {report['fold']}" in captured.out
+    assert (out / "wide.bin").is_file()
 
 
 def test_synthesize_counts_cells(tmp_path):
@@ -66,7 +86,7 @@ def test_missed_clock_names_the_figures(tmp_path, capsys, monkeypatch):
                         property(lambda self: 400e6))
     net = random_network([(8, 6, 4)], seed=2, name="fast")
     save(net, tmp_path / "net.json")
-    assert main(["build", str(tmp_path / "net.json"), "--board", "icebreaker",
+    assert main(["build", str(tmp_path / "net.json"), "--board", "icebreaker", "--fold", "1",
                  "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("strassen-hw: error: fast misses the icebreaker's 400 MHz clock: "
