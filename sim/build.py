@@ -48,10 +48,10 @@ def cache_dir():
     return Path(base) / "strassen-hw" / "verilator"
 
 
-def _key(verilog, top, waves):
+def _key(verilog, top, waves, ports):
     import cocotb
     h = hashlib.sha256()
-    for part in (verilog, _control_file(top), repr(waves), repr(_VERILATOR_ARGS),
+    for part in (verilog, _control_file(top, ports), repr(waves), repr(_VERILATOR_ARGS),
                  cocotb.__version__, _verilator_version()):
         h.update(part.encode())
         h.update(b"\0")
@@ -132,19 +132,19 @@ def _make_environment(cache):
                 os.environ[key] = value
 
 
-def _control_file(top):
+def _control_file(top, ports=_PORTS):
     """Verilator configuration: only the top-level ports are visible to cocotb.
 
     The cocotb runner marks every signal public (``--public-flat-rw``), which stops Verilator
     from optimizing the adder trees and doubles the C++; :data:`_VERILATOR_ARGS` turns that
     off and this file makes public just the ports the testbench drives and reads."""
     lines = ["`verilator_config"]
-    for port in _PORTS:
+    for port in ports:
         lines.append(f'public_flat_rw -module "{top}" -var "{port}"')
     return "\n".join(lines) + "\n"
 
 
-def build(verilog, top, *, waves=False, cache=None, progress=False):
+def build(verilog, top, *, waves=False, cache=None, progress=False, ports=_PORTS):
     """Build ``verilog`` (top-level module ``top``) with Verilator for cocotb; return
     ``(build_dir, seconds)``, with ``seconds = 0.0`` when the build came from the cache.
 
@@ -160,10 +160,13 @@ def build(verilog, top, *, waves=False, cache=None, progress=False):
         Cache directory; default :func:`cache_dir`.
     progress : bool
         Show a message and a running clock while compiling.
+    ports : sequence of str
+        The top-level ports the testbench drives and reads (default: ``clk``, ``rst`` and the
+        ``i``/``o`` stream ports).
     """
     find_verilator()
     cache = Path(cache) if cache is not None else cache_dir()
-    final = cache / f"{top}-{_key(verilog, top, waves)}"
+    final = cache / f"{top}-{_key(verilog, top, waves, tuple(ports))}"
     if (final / top).is_file():
         return final, 0.0
     try:
@@ -175,7 +178,7 @@ def build(verilog, top, *, waves=False, cache=None, progress=False):
     source = work / f"{top}.v"
     source.write_text(verilog)
     control = work / "ports.vlt"
-    control.write_text(_control_file(top))
+    control.write_text(_control_file(top, ports))
     log = work / "build.log"
     from cocotb_tools.runner import get_runner
     runner = get_runner("verilator")

@@ -512,6 +512,114 @@ def cmd_demo(args):
     return 0
 
 
+# --- boards -----------------------------------------------------------------------------------
+
+def cmd_build(args):
+    from .boards.build import BoardBuildError, build_board
+    from .frozen import load
+    net = load(args.network)
+    try:
+        rep = build_board(net, args.board, args.output, fold=args.fold, baud=args.baud,
+                          levels_per_stage=args.levels_per_stage, timeout=args.timeout,
+                          progress=True)
+    except BoardBuildError as e:
+        raise UserError(str(e))
+    except OSError as e:
+        raise UserError(f"{args.output}: cannot write the bitstream ({e.strerror or e})")
+    use = rep["utilization"]
+    parts = [f"{use[k]['used']:,}" + (f"/{use[k]['available']:,}" if "available" in use[k]
+                                       else "") + f" {label}"
+             for k, label in (("logic_cells", "LCs"), ("luts", "LUT4"), ("ffs", "FFs"),
+                              ("dsps", "DSPs"), ("rams", "RAMs")) if k in use]
+    out = Path(args.output)
+    print(f"wrote {out / rep['bitstream']} and {out / 'report.json'}: {rep['board']} "
+          f"({rep['device']}), " + ", ".join(parts) + f"; Fmax {rep['fmax_mhz']} MHz "
+          f"(clock {rep['clock_mhz']:g} MHz); link {rep['link']['vectors_per_s']:,.0f} "
+          f"vectors/s at {rep['baud']} baud" + (" (cached)" if rep["cached"] else
+                                                 f" ({rep['build_seconds']:.0f} s)"))
+
+
+def cmd_program(args):
+    from .boards.program import ProgramError, program
+    try:
+        command = program(args.directory)
+    except ProgramError as e:
+        raise UserError(str(e))
+    print("programmed: " + " ".join(command))
+
+
+def cmd_run_board(args):
+    from tqdm import tqdm
+
+    from .boards.host import BoardError, run_board
+    from .frozen import load
+    from .reference import check_inputs, forward
+    from .sim import test_vectors
+    net = load(args.network)
+    if args.vectors < 0 or args.timeout <= 0:
+        raise UserError("--vectors must be >= 0 and --timeout positive")
+    if args.inputs:
+        x = check_inputs(net, _load_npy(args.inputs, "inputs"))
+    else:
+        x = test_vectors(net, args.vectors, seed=args.seed)
+    try:
+        with tqdm(total=len(x), desc="vectors", unit="vec", leave=False) as bar:
+            run = run_board(net, args.port, x, baud=args.baud, timeout=args.timeout,
+                            progress=bar)
+    except BoardError as e:
+        raise UserError(str(e))
+    expected = forward(net, x)
+    differ = run.outputs != expected
+    if differ.any():
+        i, j = (int(k) for k in np.argwhere(differ)[0])
+        print(f"FAIL {net.name}: vector {i}, output {j}: the board gave {run.outputs[i, j]}, "
+              f"the reference says {expected[i, j]} ({int(differ.any(axis=1).sum())} of "
+              f"{len(x)} vectors differ)")
+        return 1
+    print(f"PASS {net.name}: all {len(x)} vectors from the board on {args.port} equal the "
+          f"reference, bit for bit; {run.vectors_per_second:,.1f} inferences/s")
+    return 0
+
+
+def _add_board_commands(sub):
+    from .boards import BOARDS
+    from .boards.top import DEFAULT_BAUD
+    p = sub.add_parser("build", help="build the bitstream of a frozen network for a board")
+    p.add_argument("network", metavar="NET")
+    p.add_argument("--board", required=True, choices=sorted(BOARDS),
+                   help="; ".join(f"{k}: {v.description}" for k, v in BOARDS.items()))
+    p.add_argument("--fold", type=int, default=1, metavar="F",
+                   help="cycles per vector (1: fully parallel, the default)")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help=f"UART baud rate (default {DEFAULT_BAUD})")
+    p.add_argument("--levels-per-stage", type=int, default=2, metavar="K",
+                   help="adder levels between pipeline registers (default 2)")
+    p.add_argument("--timeout", type=float, default=3600, metavar="S",
+                   help="seconds allowed to the tools (default 3600)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="writes DIR/<name>.bin or .bit and DIR/report.json")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("program", help="load a built bitstream onto its board (openFPGALoader)")
+    p.add_argument("directory", metavar="DIR", help="the output directory of 'build'")
+    p.set_defaults(func=cmd_program)
+
+    p = sub.add_parser("run-board", help="send vectors to a programmed board over its serial "
+                                         "port and check every answer against the reference")
+    p.add_argument("network", metavar="NET")
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
+    p.add_argument("--inputs", metavar="X.npy", help="integers (N, n_in); default: the "
+                                                     "extremes and --vectors random vectors")
+    p.add_argument("--vectors", type=int, default=100, metavar="N",
+                   help="random vectors without --inputs (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help=f"the baud rate of the build (default {DEFAULT_BAUD})")
+    p.add_argument("--timeout", type=float, default=2.0, metavar="S",
+                   help="seconds of silence before giving up (default 2)")
+    p.set_defaults(func=cmd_run_board)
+
+
 def build_parser():
     parser = _Parser(
         prog="strassen-hw",
@@ -636,6 +744,7 @@ def build_parser():
                    help="trained checkpoints (default ~/.cache/strassen-hw/checkpoints)")
     p.set_defaults(func=cmd_demo)
 
+    _add_board_commands(sub)
     return parser
 
 
