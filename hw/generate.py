@@ -12,13 +12,16 @@ from .tree import convert
 
 __all__ = ["generate_verilog", "generate", "report", "plan"]
 
-_TOTALS = ("multipliers", "adders", "adders_unshared", "register_bits", "latency")
+_TOTALS = ("multipliers", "products_shift", "products_zero", "adders", "adders_unshared",
+           "register_bits", "latency")
 
 
 def _report(name, plans):
     layers = [plan.report() for plan in plans]
     total = {key: sum(item[key] for item in layers) for key in _TOTALS}
-    total.update(n_in=layers[0]["n_in"], n_out=layers[-1]["n_out"],
+    kinds = {item["kind"] for item in layers}
+    total.update(kind=kinds.pop() if len(kinds) == 1 else "mixed",
+                 n_in=layers[0]["n_in"], n_out=layers[-1]["n_out"],
                  r=sum(item["r"] for item in layers),
                  input=layers[0]["input"], output=layers[-1]["output"])
     return {"name": name, "layers": layers, "total": total}
@@ -34,7 +37,9 @@ def plan(net, *, levels_per_stage=2, share=True, progress=False):
 
 def report(net, *, levels_per_stage=2, share=True):
     """The cost of ``net`` in hardware, without generating it: per layer and in total
-    ``n_in``, ``r``, ``n_out``, ``multipliers`` (after folding trivial ã), ``adders`` (from the
+    ``kind`` (of the layer; in the total: the one kind of all layers, else ``"mixed"``),
+    ``n_in``, ``r``, ``n_out``, ``multipliers`` (after folding trivial ã: ``products_shift``
+    of the r products are ã = ±2^k, wires; ``products_zero`` vanish), ``adders`` (from the
     generator's own graph; ``adders_unshared`` without sharing), ``register_bits``,
     ``latency`` (cycles), ``input`` and ``output`` formats."""
     return _report(net.name, plan(net, levels_per_stage=levels_per_stage, share=share))

@@ -218,7 +218,11 @@ def shared_graph(graph, matrix, min_count=2):
     # per column: bitmask of the rows holding it with +1 and with -1
     plus = [sum(weights[r] for r in np.flatnonzero(col == 1).tolist()) for col in matrix.T]
     minus = [sum(weights[r] for r in np.flatnonzero(col == -1).tolist()) for col in matrix.T]
-    pos, neg = (matrix == 1).astype(np.int32), (matrix == -1).astype(np.int32)
+    # a pair that occurs in min_count rows has both columns in that many rows: count pairs
+    # over those columns only (a dense layer's W_c has none, and 8,192 columns)
+    often = np.flatnonzero(np.count_nonzero(matrix, axis=0) >= min_count)
+    pos = (matrix[:, often] == 1).astype(np.int32)
+    neg = (matrix[:, often] == -1).astype(np.int32)
     level = np.zeros(work.shape[1], dtype=np.int64)
     level[:n] = graph.level
     # candidates by count, then by depth: lists of packed (i, j, sign); the best count only
@@ -232,9 +236,10 @@ def shared_graph(graph, matrix, min_count=2):
 
     for negative, counts in ((0, pos.T @ pos + neg.T @ neg), (1, pos.T @ neg + neg.T @ pos)):
         ii, jj = np.nonzero(np.triu(counts, 1) >= min_count)
+        found, ii, jj = counts[ii, jj], often[ii], often[jj]
         depth = np.maximum(level[ii], level[jj]) + 1
         keep = depth <= cap
-        add(counts[ii, jj][keep], depth[keep], ii[keep], jj[keep], negative)
+        add(found[keep], depth[keep], ii[keep], jj[keep], negative)
     # Take the best count first, then the lowest depth. A new node's pairs are deeper than the
     # node and stale entries fall to lower counts, so the list being emptied only shrinks.
     top, depth = rows, 0

@@ -101,6 +101,8 @@ class LayerPlan:
     requant : list of RequantPlan
         One per output.
     multipliers, adders, adders_unshared, register_bits, latency : int
+        ``multipliers`` counts the ``mul`` columns: of the r products, those with ã = ±2^k
+        are wires (``shift``) and those with ã = 0 or an unused column vanish (``zero``).
     """
 
     def __init__(self, layer, input_format, levels_per_stage=2, share=True):
@@ -158,8 +160,11 @@ class LayerPlan:
         """The figures of this layer as a JSON-ready dict."""
         layer = self.layer
         return {
-            "n_in": layer.n_in, "r": layer.r, "n_out": layer.n_out,
-            "multipliers": self.multipliers, "adders": self.adders,
+            "kind": layer.kind, "n_in": layer.n_in, "r": layer.r, "n_out": layer.n_out,
+            "multipliers": self.multipliers,
+            "products_shift": sum(c.kind == "shift" for c in self.columns),
+            "products_zero": sum(c.kind == "zero" for c in self.columns),
+            "adders": self.adders,
             "adders_w_b": self.graph_b.adders, "adders_w_c": self.graph_c.adders,
             "adders_unshared": self.adders_unshared,
             "register_bits": self.register_bits, "latency": self.latency,

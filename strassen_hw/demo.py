@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULT", "QUICK", "Row", "DemoError", "run_demo", "train_or_load", "format_table",
-           "rows_to_json", "dense_counts", "strassen_counts", "default_cache_dir"]
+__all__ = ["DEFAULT", "QUICK", "VARIANTS", "Row", "DemoError", "run_demo", "digits_variants",
+           "train_or_load", "format_table", "rows_to_json", "dense_counts", "strassen_counts",
+           "default_cache_dir"]
 
 
 class DemoError(RuntimeError):
@@ -31,6 +32,10 @@ class DemoError(RuntimeError):
 #: this module does not import torch.
 DEFAULT = {}
 QUICK = {"hidden": 32, "r": (12, 8), "teacher_epochs": 20, "phase_epochs": (20, 20, 10)}
+
+
+#: The networks :func:`digits_variants` makes, by their layers' ``kind``.
+VARIANTS = ("strassen", "twn", "dense")
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,11 @@ def default_cache_dir():
     return Path(base) / "strassen-hw" / "checkpoints"
 
 
-def train_or_load(config, data, cache_dir, progress, say):
+def train_or_load(config, data, cache_dir, progress, say, teacher=None):
     """The :class:`~strassen_hw.train.fit.TrainResult` of ``config``: loaded from
-    ``cache_dir/digits-<config.key()>.pt`` when there, else trained and saved there."""
+    ``cache_dir/digits-<config.key()>.pt`` when there, else trained and saved there
+    (distilling from ``teacher`` when given; it must be the teacher that ``config`` trains,
+    since the key does not hold it)."""
     from strassen_hw.train.fit import load_checkpoint, save_checkpoint, train
     path = Path(cache_dir) / f"digits-{config.key()}.pt"
     if path.is_file():
@@ -82,10 +89,11 @@ def train_or_load(config, data, cache_dir, progress, say):
             return result
         except ValueError as e:
             say(f"ignoring a broken cache entry ({e}); training again")
-    say(f"training the teacher and the Strassen model (seed {config.seed}) on "
-        f"{len(data.y_train)} images")
+    what = "Strassen" if config.student == "strassen" else config.student.upper()
+    say(f"training {'the' if teacher is not None else 'the teacher and the'} {what} model "
+        f"(seed {config.seed}) on {len(data.y_train)} images")
     start = time.perf_counter()
-    result = train(config, data, progress=progress)
+    result = train(config, data, progress=progress, teacher=teacher)
     save_checkpoint(path, result)
     say(f"  trained in {time.perf_counter() - start:.0f} s; checkpoint {path}")
     return result
@@ -185,6 +193,61 @@ def run_demo(*, quick=False, seed=0, out_dir="runs/demo", cache_dir=None, progre
             Row("frozen integer reference", frozen_acc, mults, adds),
             Row("simulated hardware (Verilator)", hw_acc, int(total["multipliers"]),
                 int(total["adders"]))]
+
+
+def digits_variants(seed=0, cache_dir=None, *, quick=False, settings=None, progress=False,
+                    say=None):
+    """The demo's digits network and its two baselines, frozen, with their test accuracies.
+
+    From one trained teacher (the demo's, for ``seed``): the Strassen network as
+    :func:`run_demo` freezes it; the TWN network, trained with the same settings and
+    distillation from that teacher (:func:`~strassen_hw.train.baselines.train_twn`); and the
+    dense int8 network, the teacher post-training quantized
+    (:func:`~strassen_hw.train.baselines.freeze_dense`). Trained models are cached in
+    ``cache_dir`` like the demo's. Accuracies are those of the exact integer reference on the
+    test split.
+
+    Parameters
+    ----------
+    seed : int
+    cache_dir : path-like or None
+        Default :func:`default_cache_dir`.
+    quick, settings
+        As for :func:`run_demo`.
+    progress : bool
+        Training progress bars.
+    say : callable or None
+        Receives status lines (default: none).
+
+    Returns
+    -------
+    dict
+        ``{"strassen": (net, accuracy), "twn": (net, accuracy), "dense": (net, accuracy)}``
+        (keys in :data:`VARIANTS` order); ``net`` a FrozenNetwork named ``digits``,
+        ``digits_twn``, ``digits_dense``; ``accuracy`` a fraction of the 360 test images.
+    """
+    from dataclasses import replace
+
+    from strassen_hw.reference import forward
+    from strassen_hw.train import data as digits
+    from strassen_hw.train.baselines import freeze_dense, freeze_twn
+    from strassen_hw.train.fit import TrainConfig
+    from strassen_hw.train.freeze import freeze
+
+    say = say or (lambda line: None)
+    config = TrainConfig(seed=seed, **{**(QUICK if quick else DEFAULT), **(settings or {})})
+    data = digits.load()
+    cache_dir = cache_dir or default_cache_dir()
+    result = train_or_load(config, data, cache_dir, progress, say)
+    twn = train_or_load(replace(config, student="twn"), data, cache_dir, progress, say,
+                        teacher=result.teacher)
+    formats = dict(input_format=data.input_format, input_scale=data.input_scale)
+    nets = {"strassen": freeze(result.student, data.x_train, name="digits", **formats)[0],
+            "twn": freeze_twn(twn.student, data.x_train, name="digits_twn", **formats)[0],
+            "dense": freeze_dense(result.teacher, data.x_train, name="digits_dense",
+                                  **formats)[0]}
+    return {variant: (net, float((forward(net, data.x_test).argmax(1) == data.y_test).mean()))
+            for variant, net in nets.items()}
 
 
 def format_table(rows):

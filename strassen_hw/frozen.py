@@ -13,6 +13,13 @@ Per layer, with integer input vector ``x`` (exact integers, no width limit)::
     p = round_shift(a_tilde * u, product_shift)    # the r multiplications
     v = W_c @ p + bias                             # ternary, additions only
     y = saturate(relu?(round_shift(v, shift)))     # requantization to the output format
+
+A layer's ``kind`` names its structure: ``"strassen"`` (any ternary ``W_b``, ``W_c``), or one of
+the two baselines that are Strassen layers of a fixed shape (:data:`KINDS`): ``"twn"`` (a
+ternary-weight layer: ``W_b`` the ternary weights, ã one α per output, ``W_c`` the identity) and
+``"dense"`` (an integer-weight layer: row ``i·n_in + j`` of ``W_b`` selects input ``j``,
+ã[i·n_in + j] is the weight ``w_ij``, ``W_c`` sums each output's ``n_in`` products). The
+arithmetic is the same for every kind; the constructor checks the structure.
 """
 
 import json
@@ -24,8 +31,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
-    "FORMAT", "VERSION", "ROUNDING", "MAX_SHIFT", "MAX_NAME",
+    "FORMAT", "VERSION", "ROUNDING", "KINDS", "MAX_SHIFT", "MAX_NAME",
     "FrozenError", "Format", "FrozenLayer", "FrozenNetwork", "check_name",
+    "dense_layer", "twn_layer",
     "load", "save", "random_network",
 ]
 
@@ -34,6 +42,8 @@ VERSION = 1
 #: Rounding rules of ``round_shift``: ``floor`` (arithmetic shift right) and ``half_up``
 #: (add half an output LSB, then shift: ties round toward +infinity).
 ROUNDING = ("floor", "half_up")
+#: Layer kinds: a Strassen layer, and the two baselines in the same form (module docstring).
+KINDS = ("strassen", "twn", "dense")
 #: Largest ``shift`` and ``product_shift``.
 MAX_SHIFT = 62
 #: Longest network name, in characters.
@@ -182,6 +192,10 @@ class FrozenLayer:
     a_width, bias_width : int in 1..32
     product_shift, product_rounding : rounding shift (0..62) applied to the r products
     shift, rounding, relu, output : requantization of ``W_c @ p + bias`` to ``output``
+    kind : str, one of :data:`KINDS`
+        ``"strassen"`` (default), ``"twn"`` (``W_c`` is the identity) or ``"dense"``
+        (``W_b`` selects input ``k % n_in`` in row ``k``, ``W_c`` sums consecutive groups of
+        ``n_in`` products; r = n_in·n_out). See the module docstring.
 
     Raises
     ------
@@ -201,6 +215,7 @@ class FrozenLayer:
     shift: int = 0
     rounding: str = "floor"
     relu: bool = False
+    kind: str = "strassen"
 
     def __post_init__(self):
         where = "layer"
@@ -221,7 +236,10 @@ class FrozenLayer:
         return self.w_c.shape[0]
 
     def to_json(self):
+        # "kind" only when it is not the default, so that Strassen layers (every file written
+        # before kinds existed) keep their bytes
         return {
+            **({} if self.kind == "strassen" else {"kind": self.kind}),
             "w_b": self.w_b.tolist(),
             "a_tilde": self.a_tilde.tolist(),
             "a_width": self.a_width,
@@ -236,6 +254,51 @@ class FrozenLayer:
             "relu": self.relu,
             "output": self.output.to_json(),
         }
+
+
+def dense_layer(weights, bias, **fields):
+    """A ``kind="dense"`` :class:`FrozenLayer`: ``v = weights @ x + bias``, one product per
+    weight (r = n_in·n_out).
+
+    Parameters
+    ----------
+    weights : array of int, shape (n_out, n_in)
+        The integer weights ``w_ij``; they become ``a_tilde[i·n_in + j]``.
+    bias : array of int, shape (n_out,)
+    **fields
+        The other :class:`FrozenLayer` fields (``a_width``, ``bias_width``, ``output``,
+        ``shift``, ...), unchanged.
+    """
+    weights = _integers("dense layer", "weights", weights, 2)
+    n_out, n_in = weights.shape
+    return FrozenLayer(w_b=np.tile(np.eye(n_in, dtype=np.int64), (n_out, 1)),
+                       a_tilde=weights.reshape(-1),
+                       w_c=np.kron(np.eye(n_out, dtype=np.int64),
+                                   np.ones((1, n_in), dtype=np.int64)),
+                       bias=bias, kind="dense", **fields)
+
+
+def twn_layer(ternary, alpha, bias, **fields):
+    """A ``kind="twn"`` :class:`FrozenLayer`: ``v = alpha ⊙ (ternary @ x) + bias``, one product
+    per output (r = n_out).
+
+    Parameters
+    ----------
+    ternary : array of int in {-1, 0, 1}, shape (n_out, n_in)
+        The ternary weights; they become ``w_b``.
+    alpha : array of int, shape (n_out,)
+        One integer scale per output; it becomes ``a_tilde``.
+    bias : array of int, shape (n_out,)
+    **fields
+        The other :class:`FrozenLayer` fields, unchanged.
+    """
+    ternary = _integers("twn layer", "ternary", ternary, 2)
+    alpha = _integers("twn layer", "alpha", alpha, 1)
+    if alpha.shape != (ternary.shape[0],):
+        _fail("twn layer", f"'alpha' has shape {alpha.shape}; it needs one value per row of "
+                           f"'ternary' ({ternary.shape[0]})")
+    return FrozenLayer(w_b=ternary, a_tilde=alpha, w_c=np.eye(len(alpha), dtype=np.int64),
+                       bias=bias, kind="twn", **fields)
 
 
 @dataclass(frozen=True, eq=False)
@@ -335,6 +398,38 @@ def _validate_layer(where, layer):
         _fail(where, f"'output' must be a Format, not {_show(layer.output)}")
     for key in ("a_width", "bias_width", "product_shift", "shift", "a_frac_bits"):
         object.__setattr__(layer, key, int(getattr(layer, key)))
+    _check_kind(where, layer)
+
+
+def _check_kind(where, layer):
+    """The structure that ``layer.kind`` promises (module docstring)."""
+    kind, w_b, w_c = layer.kind, layer.w_b, layer.w_c
+    if not isinstance(kind, str) or kind not in KINDS:
+        _fail(where, f"'kind' is {_show(kind)}; use one of {', '.join(KINDS)}")
+    n_in, r, n_out = w_b.shape[1], w_b.shape[0], w_c.shape[0]
+    if kind == "twn":
+        if r != n_out:
+            _fail(where, f"'kind' is 'twn' but r = {r} differs from n_out = {n_out}; a TWN "
+                         "layer has one product (its α) per output and 'w_c' = the identity")
+        _same(where, "twn", "w_c", w_c, np.eye(n_out, dtype=np.int64),
+              "the identity (one α per output)")
+    elif kind == "dense":
+        if r != n_in * n_out:
+            _fail(where, f"'kind' is 'dense' but r = {r}; a dense layer has r = n_in·n_out = "
+                         f"{n_in * n_out} products, one per weight")
+        _same(where, "dense", "w_b", w_b, np.tile(np.eye(n_in, dtype=np.int64), (n_out, 1)),
+              "1 in column k % n_in of row k, else 0 (row i·n_in + j selects input j)")
+        _same(where, "dense", "w_c", w_c,
+              np.kron(np.eye(n_out, dtype=np.int64), np.ones((1, n_in), dtype=np.int64)),
+              "1 in columns i·n_in .. i·n_in + n_in - 1 of row i, else 0")
+
+
+def _same(where, kind, key, got, want, rule):
+    bad = np.argwhere(got != want)
+    if len(bad):
+        i, j = (int(k) for k in bad[0])
+        _fail(where, f"'kind' is '{kind}' but '{key}'[{i}][{j}] = {got[i, j]}, not {want[i, j]}; "
+                     f"a {kind} layer's '{key}' is {rule} (or use kind 'strassen')")
 
 
 def _validate_network(net):
@@ -396,17 +491,20 @@ def stage_ranges(layer, fmt):
 _TOP_KEYS = ("format", "version", "name", "input", "layers")
 _LAYER_KEYS = ("w_b", "a_tilde", "a_width", "a_frac_bits", "w_c", "bias", "bias_width",
                "product_shift", "product_rounding", "shift", "rounding", "relu", "output")
+#: Layer fields that may be left out (then their default holds).
+_LAYER_OPTIONAL = ("kind",)
 
 
-def _keys(where, item, keys):
-    """Every key of ``keys`` present in the object ``item``, and no other."""
+def _keys(where, item, keys, optional=()):
+    """Every key of ``keys`` present in the object ``item``, perhaps some of ``optional``, and
+    no other."""
     missing = [key for key in keys if key not in item]
     if missing:
         _fail(where, f"missing field '{missing[0]}'")
-    unknown = sorted(str(key) for key in item if key not in keys)
+    unknown = sorted(str(key) for key in item if key not in keys and key not in optional)
     if unknown:
         _fail(where, f"unknown field {_show(unknown[0])}; remove it (allowed: "
-                     f"{', '.join(keys)})")
+                     f"{', '.join(keys + optional)})")
 
 
 def _format(where, value):
@@ -450,7 +548,7 @@ def from_json(doc):
         where = f"layer {index}"
         if not isinstance(item, dict):
             _fail(where, "must be an object")
-        _keys(where, item, _LAYER_KEYS)
+        _keys(where, item, _LAYER_KEYS, _LAYER_OPTIONAL)
         output = _format(f"{where} output", item["output"])
         try:
             layers.append(FrozenLayer(**{**item, "output": output}))

@@ -1,4 +1,4 @@
-"""Training on the digits: a float teacher, then a Strassen student in three phases.
+"""Training on the digits: a float teacher, then a Strassen (or TWN) student in three phases.
 
 The student has the teacher's architecture with every ``nn.Linear`` strassenized. It trains
 with the paper's schedule (Sec. 2.2): full precision, then ternary quantization on, then the
@@ -19,12 +19,14 @@ import torch
 from torch import nn
 
 from .distributed import Context
-from .layers import PHASES, set_phase, strassenize
+from .layers import PHASES, set_phase, strassenize, twnize
 
 __all__ = ["TrainConfig", "TrainResult", "digits_mlp", "build_models", "train", "accuracy",
            "predict", "save_checkpoint", "load_checkpoint"]
 
 CHECKPOINT_FORMAT = "strassen-hw-checkpoint"
+#: Kinds of student :func:`build_models` makes (:attr:`TrainConfig.student`).
+STUDENTS = ("strassen", "twn")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class TrainConfig:
         decoupled weight decay (AdamW).
     distill : bool
         Add the cross-entropy to the teacher's softmax to the student's loss.
+    student : str
+        ``"strassen"`` (the teacher's architecture strassenized with ``r``) or ``"twn"``
+        (twnized: ternary weights, one α per output; ``r`` unused), a baseline trained the
+        same way. Left out of :meth:`to_json` when ``"strassen"``, so that the keys of
+        Strassen runs do not depend on it.
     """
     hidden: int = 128
     r: tuple = (48, 30)
@@ -58,8 +65,12 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     distill: bool = True
+    student: str = "strassen"
 
     def __post_init__(self):
+        if self.student not in STUDENTS:
+            raise ValueError(f"student must be one of {', '.join(STUDENTS)}, not "
+                             f"{self.student!r}")
         object.__setattr__(self, "r", tuple(int(v) for v in self.r))
         object.__setattr__(self, "phase_epochs", tuple(int(v) for v in self.phase_epochs))
         if len(self.phase_epochs) != len(PHASES):
@@ -68,6 +79,8 @@ class TrainConfig:
 
     def to_json(self):
         doc = asdict(self)
+        if doc["student"] == "strassen":
+            del doc["student"]
         return {**doc, "r": list(self.r), "phase_epochs": list(self.phase_epochs)}
 
     def key(self):
@@ -92,11 +105,13 @@ def digits_mlp(hidden, n_in=64, n_classes=10):
 
 
 def build_models(config):
-    """Fresh (teacher, student) for ``config``, initialised from its seed."""
+    """Fresh (teacher, student) for ``config``, initialised from its seed (the student as
+    :attr:`TrainConfig.student` says)."""
     torch.manual_seed(config.seed)
     teacher = digits_mlp(config.hidden)
-    student = strassenize(digits_mlp(config.hidden), config.r)
-    return teacher, student
+    if config.student == "twn":
+        return teacher, twnize(digits_mlp(config.hidden))
+    return teacher, strassenize(digits_mlp(config.hidden), config.r)
 
 
 def _tensors(data, device):

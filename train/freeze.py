@@ -43,11 +43,13 @@ from torch import nn
 
 from strassen_hw.frozen import Format, FrozenError, FrozenLayer, FrozenNetwork, signed_width
 from strassen_hw.frozen import stage_ranges
+from strassen_hw.reference import round_shift
 
 from .layers import StrassenLinear
 from .quantize import ternarize
 
-__all__ = ["FreezeReport", "freeze", "float_logits", "strassen_chain"]
+__all__ = ["FreezeReport", "freeze", "freeze_parts", "float_logits", "strassen_chain",
+           "layer_chain"]
 
 _SKIP = (nn.Identity, nn.Dropout, nn.Flatten)
 
@@ -81,19 +83,26 @@ class FreezeReport:
 def strassen_chain(model):
     """``[(StrassenLinear, relu_after), ...]`` for ``model``; raises ``ValueError`` for any
     module other than Strassen layers, ReLU and the skipped ones."""
+    return layer_chain(model, StrassenLinear, "Strassen", "call strassenize() and train first")
+
+
+def layer_chain(model, kind, what, hint):
+    """``[(layer, relu_after), ...]`` for ``model``, whose layers are all of the class ``kind``
+    (called ``what`` in messages, ``hint`` says how to get some); ``ValueError`` for any other
+    module than those, ReLU and the skipped ones."""
     chain = []
     for module in _leaves(model):
-        if isinstance(module, StrassenLinear):
+        if isinstance(module, kind):
             chain.append([module, False])
         elif isinstance(module, nn.ReLU):
             if not chain or chain[-1][1]:
-                raise ValueError("a ReLU must follow a Strassen layer")
+                raise ValueError(f"a ReLU must follow a {what} layer")
             chain[-1][1] = True
         elif not isinstance(module, _SKIP):
             raise ValueError(f"cannot freeze {type(module).__name__}; a frozen network holds "
-                             "Strassen layers with optional ReLU between them")
+                             f"{what} layers with optional ReLU between them")
     if not chain:
-        raise ValueError("the model has no Strassen layers; call strassenize() and train first")
+        raise ValueError(f"the model has no {what} layers; {hint}")
     return [tuple(item) for item in chain]
 
 
@@ -147,8 +156,10 @@ def _a_fraction(a_eff, a_width):
     return frac
 
 
-def _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width, guard_bits, logit_width):
-    """One frozen layer (and its report entry) for inputs in ``fmt`` of real step ``scale``."""
+def _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width, guard_bits, logit_width,
+                  kind):
+    """One frozen layer (and its report entry) for inputs in ``fmt`` of real step ``scale``.
+    ``guard_bits = None``: exact products (``product_shift = 0``), one rounding at the end."""
     t_b, t_c, a, bias = parts
     a_eff = a * scale
     frac = _a_fraction(a_eff, a_width)
@@ -159,7 +170,9 @@ def _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width, guard_bits,
     k = max(math.ceil(math.log2(max(peak, 1e-30) / out.max)), -frac)
     while True:
         total = k + frac
-        if relu:
+        if guard_bits is None:                 # exact products, one rounding at the end
+            product_shift, shift = 0, total
+        elif relu:
             product_shift = max(0, total - guard_bits)
             shift = total - product_shift
         else:                                  # logits: shift 0, the product shift sets the step
@@ -171,12 +184,14 @@ def _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width, guard_bits,
         layer = FrozenLayer(w_b=t_b, a_tilde=a_int, w_c=t_c, bias=b_int, a_width=a_width,
                             bias_width=bias_width, output=out, a_frac_bits=frac,
                             product_shift=product_shift, product_rounding="half_up",
-                            shift=shift, rounding="half_up", relu=relu)
+                            shift=shift, rounding="half_up", relu=relu, kind=kind)
         if relu:
             break
         # The logits keep every value the layer can produce: no saturation.
         lo, hi = stage_ranges(layer, fmt)["v"]
-        width = signed_width(min(lo.min(), 0), max(hi.max(), 0))
+        lo, hi = (round_shift(np.array([v], dtype=object), shift, "half_up")[0]
+                  for v in (lo.min(), hi.max()))
+        width = signed_width(min(lo, 0), max(hi, 0))
         if width <= 32:
             layer = FrozenLayer(**{**layer.__dict__, "output": Format(width, signed=True)})
             break
@@ -188,13 +203,13 @@ def _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width, guard_bits,
 
 
 def _build(name, floats, relus, peaks, a_width, input_format, input_scale, act_width,
-           guard_bits, logit_width):
+           guard_bits, logit_width, kind):
     layers, info = [], []
     fmt, scale = input_format, float(input_scale)
     for index, (parts, relu, peak) in enumerate(zip(floats, relus, peaks)):
         try:
             layer, item = _freeze_layer(parts, relu, peak, fmt, scale, a_width, act_width,
-                                        guard_bits, logit_width)
+                                        guard_bits, logit_width, kind)
         except FrozenError as e:
             raise FrozenError(f"layer {index}: {e}") from None
         layers.append(layer)
@@ -236,10 +251,24 @@ def freeze(model, calibration, *, input_format, input_scale, name="net", a_width
     -------
     (FrozenNetwork, FreezeReport)
     """
-    from strassen_hw.reference import forward
     chain = strassen_chain(model)
-    floats = _float_layers(chain)
-    relus = [relu for _, relu in chain]
+    return freeze_parts(_float_layers(chain), [relu for _, relu in chain], calibration,
+                        input_format=input_format, input_scale=input_scale, name=name,
+                        a_width=a_width, act_width=act_width, guard_bits=guard_bits,
+                        logit_width=logit_width, tolerance=tolerance,
+                        max_logit_error=max_logit_error, max_a_width=max_a_width)
+
+
+def freeze_parts(floats, relus, calibration, *, input_format, input_scale, name="net",
+                 a_width=None, act_width=8, guard_bits=4, logit_width=12, tolerance=0.0,
+                 max_logit_error=0.02, max_a_width=16, kind="strassen"):
+    """:func:`freeze` of a model given as its layers' float parts: per layer
+    ``(T_b, T_c, a, bias)`` (int64 ternary matrices, float64 vectors) with
+    ``y = T_c ((T_b x) ⊙ a) + bias``, and a ReLU after the layers where ``relus`` says so.
+    ``kind`` is the :attr:`~strassen_hw.frozen.FrozenLayer.kind` of every layer;
+    ``guard_bits = None`` keeps the products exact (``product_shift = 0``) and rounds once,
+    by ``shift``, after the sum. The other parameters and the result are :func:`freeze`'s."""
+    from strassen_hw.reference import forward
     x = np.asarray(calibration, dtype=np.int64)
     outs = _float_forward(floats, relus, x * float(input_scale))
     peaks = [float(np.abs(o).max()) for o in outs]
@@ -248,7 +277,7 @@ def freeze(model, calibration, *, input_format, input_scale, name="net", a_width
 
     def attempt(width):
         net, info = _build(name, floats, relus, peaks, width, input_format, input_scale,
-                           act_width, guard_bits, logit_width)
+                           act_width, guard_bits, logit_width, kind)
         logits = forward(net, x) * info[-1]["step"]
         agreement = float((logits.argmax(1) == expected).mean())
         error = float(np.abs(logits - outs[-1]).mean()) / max(spread, 1e-30)

@@ -12,7 +12,8 @@ from torch import nn
 
 from .quantize import TernaryQuantizer
 
-__all__ = ["PHASES", "StrassenLinear", "strassenize", "set_phase", "strassen_layers"]
+__all__ = ["PHASES", "StrassenLinear", "TWNLinear", "strassenize", "twnize", "set_phase",
+           "strassen_layers"]
 
 #: The training phases, in order (paper Sec. 2.2): full-precision ``W_b``/``W_c``; ternary
 #: ``W_b``/``W_c`` with straight-through gradients to their shadows; ternary values fixed while
@@ -65,6 +66,10 @@ class StrassenLinear(nn.Module):
     def quantized(self):
         return self.quant_b.enabled
 
+    def _shadows(self):
+        """(quantizer, shadow) pairs, for :func:`set_phase`."""
+        return ((self.quant_b, self.w_b), (self.quant_c, self.w_c))
+
     def forward(self, x):
         hidden = nn.functional.linear(x, self.quant_b(self.w_b)) * self.a_tilde
         return nn.functional.linear(hidden, self.quant_c(self.w_c), self.bias)
@@ -74,13 +79,68 @@ class StrassenLinear(nn.Module):
                 f"out_features={self.out_features}, bias={self.bias is not None}")
 
 
+class TWNLinear(nn.Module):
+    """``nn.Linear`` with ternary weights (TWN): ``y = g ⊙ α ⊙ (T x) + bias``.
+
+    ``T`` and ``α`` come from the full-precision shadow ``weight`` by the TWN quantizer with
+    one threshold Δ and one α per output row; ``g`` is a learned gain per output that keeps
+    training when the ternary values are fixed, as ã does in :class:`StrassenLinear`. After
+    freezing, ``α ⊙ g`` is the one multiplier per output. Trains in the same :data:`PHASES`.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+        Learn an additive bias of ``out_features`` entries.
+
+    Attributes
+    ----------
+    weight : Parameter, shape (out_features, in_features)
+        Full-precision shadow; the forward pass sees ``α·T`` of it when quantization is on.
+    gain : Parameter, shape (out_features,)
+        ``g``, initialised to 1.
+    """
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise TypeError(f"{name} must be a positive integer, not {value!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.gain = nn.Parameter(torch.ones(out_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.quant = TernaryQuantizer(dim=(1,))
+        nn.init.uniform_(self.weight, -self.in_features ** -0.5, self.in_features ** -0.5)
+
+    @property
+    def quantized(self):
+        return self.quant.enabled
+
+    def _shadows(self):
+        """(quantizer, shadow) pairs, for :func:`set_phase`."""
+        return ((self.quant, self.weight),)
+
+    def forward(self, x):
+        return nn.functional.linear(x, self.quant(self.weight)) * self.gain + (
+            0 if self.bias is None else self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+def _quantized_layers(model):
+    return [m for m in model.modules() if isinstance(m, (StrassenLinear, TWNLinear))]
+
+
 def strassen_layers(model):
     """The :class:`StrassenLinear` modules of ``model``, in module order."""
     return [m for m in model.modules() if isinstance(m, StrassenLinear)]
 
 
 def set_phase(model, phase):
-    """Put every Strassen layer of ``model`` into ``phase`` (one of :data:`PHASES`).
+    """Put every Strassen (and TWN) layer of ``model`` into ``phase`` (one of :data:`PHASES`).
 
     ``full_precision``: quantizers off, shadows train. ``quantized``: quantizers on, shadows
     train through the straight-through gradient. ``ternary_fixed``: quantizers on, shadows stop
@@ -90,10 +150,37 @@ def set_phase(model, phase):
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
-    for layer in strassen_layers(model):
-        layer.quant_b.enabled = layer.quant_c.enabled = phase != "full_precision"
-        layer.w_b.requires_grad_(phase != "ternary_fixed")
-        layer.w_c.requires_grad_(phase != "ternary_fixed")
+    for layer in _quantized_layers(model):
+        for quantizer, shadow in layer._shadows():
+            quantizer.enabled = phase != "full_precision"
+            shadow.requires_grad_(phase != "ternary_fixed")
+    return model
+
+
+def _linears(model, what):
+    if isinstance(model, nn.Linear):
+        raise TypeError(f"{what} needs a model that contains nn.Linear layers; wrap a bare "
+                        "nn.Linear in nn.Sequential")
+    return [(parent, name, child) for parent in model.modules()
+            for name, child in parent.named_children() if isinstance(child, nn.Linear)]
+
+
+def twnize(model):
+    """Replace every ``nn.Linear`` of ``model`` (in place) by a :class:`TWNLinear` whose
+    shadow starts from the linear's weight and bias (the gain from 1).
+
+    Returns
+    -------
+    nn.Module
+        ``model`` itself.
+    """
+    for parent, name, child in _linears(model, "twnize"):
+        layer = TWNLinear(child.in_features, child.out_features, bias=child.bias is not None)
+        with torch.no_grad():
+            layer.weight.copy_(child.weight)
+            if child.bias is not None:
+                layer.bias.copy_(child.bias)
+        setattr(parent, name, layer.to(child.weight.device, child.weight.dtype))
     return model
 
 
@@ -114,11 +201,7 @@ def strassenize(model, r):
     nn.Module
         ``model`` itself, with fresh Strassen layers (they do not inherit the dense weights).
     """
-    targets = [(parent, name, child) for parent in model.modules()
-               for name, child in parent.named_children() if isinstance(child, nn.Linear)]
-    if isinstance(model, nn.Linear):
-        raise TypeError("strassenize needs a model that contains nn.Linear layers; wrap a bare "
-                        "nn.Linear in nn.Sequential")
+    targets = _linears(model, "strassenize")
     if callable(r):
         sizes = [r(child) for _, _, child in targets]
     elif isinstance(r, int):

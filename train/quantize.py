@@ -43,18 +43,19 @@ def ternarize(weight, dim=None):
 
 class _TernarySTE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, weight):
-        ternary, alpha, _ = ternarize(weight)
+    def forward(ctx, weight, dim):
+        ternary, alpha, _ = ternarize(weight, dim)
         return alpha * ternary
 
     @staticmethod
     def backward(ctx, grad):
-        return grad
+        return grad, None
 
 
-def ternary_ste(weight):
-    """``α·T`` of :func:`ternarize` forward, identity gradient backward (straight-through)."""
-    return _TernarySTE.apply(weight)
+def ternary_ste(weight, dim=None):
+    """``α·T`` of :func:`ternarize` (over ``dim``) forward, identity gradient backward
+    (straight-through)."""
+    return _TernarySTE.apply(weight, dim)
 
 
 class TernaryQuantizer(nn.Module):
@@ -63,15 +64,17 @@ class TernaryQuantizer(nn.Module):
     ``enabled = False`` passes the weight through (full-precision phase); ``enabled = True``
     returns ``α·T`` with a straight-through gradient. Freezing the ternary values is done by
     the owner: it stops the shadow's gradient (see :func:`strassen_hw.train.set_phase`), so
-    ``T`` and ``α``, computed from a shadow that no longer changes, stay fixed.
+    ``T`` and ``α``, computed from a shadow that no longer changes, stay fixed. ``dim`` as in
+    :func:`ternarize`: ``None`` for one Δ and α per matrix, ``(1,)`` for one per row.
     """
 
-    def __init__(self, enabled=False):
+    def __init__(self, enabled=False, dim=None):
         super().__init__()
         self.enabled = bool(enabled)
+        self.dim = None if dim is None else tuple(dim)
 
     def forward(self, weight):
-        return ternary_ste(weight) if self.enabled else weight
+        return ternary_ste(weight, self.dim) if self.enabled else weight
 
     def extra_repr(self):
-        return f"enabled={self.enabled}"
+        return f"enabled={self.enabled}" + ("" if self.dim is None else f", dim={self.dim}")
