@@ -20,6 +20,7 @@ model (:func:`baseline_variants`).
 
 import json
 import re
+import sys
 import time
 from dataclasses import dataclass
 
@@ -350,22 +351,22 @@ def digits_accuracy(net):
     return float((forward(net, data.x_test).argmax(1) == data.y_test).mean())
 
 
-def baseline_variants(seed=0, cache_dir=None):
+def baseline_variants(seed=0, cache_dir=None, settings=None):
     """The dense int8 and TWN variants of the demo's digits model of ``seed`` (trained
-    checkpoints in ``cache_dir``), from the baseline generator
-    (``strassen_hw.baselines.digits_variants``: variant -> (FrozenNetwork, accuracy)).
+    checkpoints in ``cache_dir``; ``settings``: training settings overriding the demo's),
+    with their accuracies, from
+    :func:`strassen_hw.demo.digits_variants` (the one place that makes the baselines).
 
     Raises
     ------
     CostError
         The baseline generator is not part of this version.
     """
-    try:
-        from .baselines import digits_variants
-    except ImportError:
+    from . import demo
+    if not hasattr(demo, "digits_variants"):
         raise CostError("--baselines: the dense and TWN baseline generator "
-                        "(strassen_hw.baselines) is not part of this version") from None
-    from .demo import default_cache_dir
-    variants = digits_variants(seed, cache_dir or default_cache_dir())
+                        "(strassen_hw.demo.digits_variants) is not part of this version")
+    variants = demo.digits_variants(seed, cache_dir, settings=settings, progress=True,
+                                    say=lambda line: print(line, file=sys.stderr))
     return [Variant(label, net, accuracy)
             for label, (net, accuracy) in variants.items() if label != "strassen"]
