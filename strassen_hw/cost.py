@@ -48,7 +48,7 @@ class Device:
     part : str
         The chip.
     synth : str
-        Yosys synthesis command (``-top`` is added).
+        Yosys synthesis commands (``{top}``: the top module).
     nextpnr : str
         nextpnr's device options.
     logic_cells, dsps, rams, ffs : int or None
@@ -75,18 +75,25 @@ class Device:
 #: flip-flops as Yosys' internal cells.
 ASIC_SCRIPT = "synth -flatten -noabc -top {top}; abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; opt_clean"
 
+#: ``synth_ecp5`` with the ``keep`` attributes of the adder wires dropped once the adders are
+#: carry chains (before LUT mapping): Yosys 0.70's ABC9 flow fails an assertion
+#: (``GetSize(conn.first) == GetSize(conn.second)``, in ``abc_ops -reintegrate``) on the digits
+#: network with them; ``keep`` has done its job by then (no merged adders).
+ECP5_SCRIPT = ("synth_ecp5 -top {top} -run begin:map_luts; setattr -unset keep w:*; "
+               "synth_ecp5 -top {top} -run map_luts:")
+
 #: The devices of ``--device`` and their capacities (data sheets: iCE40 UltraPlus and LP/HX
 #: families, ECP5 family; the same figures nextpnr reports as available).
 DEVICES = {d.name: d for d in (
-    Device("up5k", "ice40", "iCE40UP5K", "synth_ice40 -dsp", "--up5k --package sg48",
+    Device("up5k", "ice40", "iCE40UP5K", "synth_ice40 -dsp -top {top}", "--up5k --package sg48",
            logic_cells=5280, dsps=8, rams=30, target_mhz=50),
-    Device("hx8k", "ice40", "iCE40HX8K", "synth_ice40", "--hx8k --package ct256",
+    Device("hx8k", "ice40", "iCE40HX8K", "synth_ice40 -top {top}", "--hx8k --package ct256",
            logic_cells=7680, dsps=0, rams=32, target_mhz=100),
-    Device("ecp5-25k", "ecp5", "LFE5U-25F", "synth_ecp5", "--25k --package CABGA256",
+    Device("ecp5-25k", "ecp5", "LFE5U-25F", ECP5_SCRIPT, "--25k --package CABGA256",
            logic_cells=24288, dsps=28, rams=56, ffs=24288, target_mhz=150),
-    Device("ecp5-45k", "ecp5", "LFE5U-45F", "synth_ecp5", "--45k --package CABGA256",
+    Device("ecp5-45k", "ecp5", "LFE5U-45F", ECP5_SCRIPT, "--45k --package CABGA256",
            logic_cells=43848, dsps=72, rams=108, ffs=43848, target_mhz=150),
-    Device("ecp5-85k", "ecp5", "LFE5U-85F", "synth_ecp5", "--85k --package CABGA381",
+    Device("ecp5-85k", "ecp5", "LFE5U-85F", ECP5_SCRIPT, "--85k --package CABGA381",
            logic_cells=83640, dsps=156, rams=208, ffs=83640, target_mhz=150),
     Device("asic", "yosys", "generic gates", ASIC_SCRIPT),
 )}
@@ -114,9 +121,8 @@ class Variant:
 def _tool_script(device, name, top, sources, json_out):
     """Shell line running Yosys on ``sources`` for ``device``: log ``name.rpt``, cell counts
     in ``yosys-stat.json``, netlist ``json_out`` (FPGA)."""
-    synth = (device.synth.format(top=top) if device.family == "yosys"
-             else f"{device.synth} -top {top}")
-    commands = [f"read_verilog {' '.join(sources)}", synth, "tee -q -o yosys-stat.json stat -json"]
+    commands = [f"read_verilog {' '.join(sources)}", device.synth.format(top=top),
+                "tee -q -o yosys-stat.json stat -json"]
     if device.family == "yosys":
         commands.append("tee -q -o ltp.txt ltp -noff")
     else:
