@@ -1,11 +1,13 @@
 """Pipeline depth against logic cells and Fmax (nextpnr), and the timing model's check.
 
-Default: a random layer (``--shape``, default 32,16,16, int8 inputs) generated with 1..4
+Default: a random layer (``--shape``, default 16,8,8, int8 inputs: its 8 multipliers fit
+the UP5K's 8 DSP blocks) generated with 1..4
 adder levels per stage; for each, the logic cells (nextpnr's packing), the register bits,
 the latency, the Fmax of the whole layer placed and routed inside the report's harness, and
 the Fmax the model of :mod:`strassen_hw.hw.timing` predicts for its adder stages.
 
-``--calibrate``: the ``W_b`` and ``W_c`` trees of that layer alone, harnessed, for 1..4
+``--calibrate``: the ``W_b`` and ``W_c`` trees of a layer (default 32,16,16) alone,
+harnessed, for 1..4
 levels per stage; fits ``a + b·levels + c·width`` (ns) to nextpnr's critical paths and
 prints the constants for :data:`strassen_hw.hw.timing.TIMING`. Tool runs are cached::
 
@@ -74,15 +76,17 @@ def check(net, device, levels):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shape", default="32,16,16")
+    parser.add_argument("--shape", default=None, help="default 16,8,8; 32,16,16 with "
+                                                          "--calibrate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="up5k")
     parser.add_argument("--levels", default="1,2,3,4")
     parser.add_argument("--calibrate", action="store_true")
     args = parser.parse_args()
-    net = random_network([tuple(int(v) for v in args.shape.split(","))], seed=args.seed)
+    shape = args.shape or ("32,16,16" if args.calibrate else "16,8,8")
+    net = random_network([tuple(int(v) for v in shape.split(","))], seed=args.seed)
     levels = [int(v) for v in args.levels.split(",")]
-    print(f"random layer {args.shape}, seed {args.seed}, {args.device}")
+    print(f"random layer {shape}, seed {args.seed}, {args.device}")
     (calibrate if args.calibrate else check)(net, args.device, levels)
 
 

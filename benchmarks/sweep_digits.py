@@ -14,12 +14,13 @@ was first run). Plots, with matplotlib's Agg backend:
 A small run (a few minutes on a loaded 2-core machine, shorter training)::
 
     .venv/bin/python benchmarks/sweep_digits.py --hidden 32,64 --r 8,5 --r 16,10 \\
-        --seeds 0 --epochs 20,20,20,10 --out docs/sweep-small
+        --seeds 0 --epochs 20,20,20,10 --baselines 32 --out docs/sweep-small
 
 The full sweep (hours)::
 
     .venv/bin/python benchmarks/sweep_digits.py --hidden 32,64,128 --r 4,3 --r 8,5 \\
-        --r 12,8 --r 16,10 --r 24,15 --r 32,20 --r 48,30 --seeds 0-4 --out docs/sweep
+        --r 12,8 --r 16,10 --r 24,15 --r 32,20 --r 48,30 --seeds 0-4 --baselines \\
+        --out docs/sweep
 """
 
 import argparse
@@ -143,8 +144,9 @@ def main():
     parser.add_argument("--epochs", default="60,60,60,30",
                         help="teacher and the three phases (default: the demo's)")
     parser.add_argument("--device", default="up5k")
-    parser.add_argument("--baselines", action="store_true",
-                        help="also the dense int8 and TWN networks of each trained model")
+    parser.add_argument("--baselines", nargs="?", const="all", default=None, metavar="H,...",
+                        help="also the dense int8 and TWN networks of each trained model "
+                             "(of the hidden widths H only, when given)")
     parser.add_argument("--cache", default=None,
                         help="rows per point (default ~/.cache/strassen-hw/sweep)")
     parser.add_argument("--cache-dir", default=None, help="trained checkpoints")
@@ -161,8 +163,11 @@ def main():
     for hidden in (int(v) for v in args.hidden.split(",")):
         for r in rs:
             for seed in args.seeds:
+                baselines = args.baselines == "all" or (
+                    args.baselines is not None
+                    and str(hidden) in args.baselines.split(","))
                 for row in _point(hidden, r, seed, epochs, args.device, cache_dir, cache,
-                                  args.baselines):
+                                  baselines):
                     rows.append(row)
                     print(f"{hidden:6} {r[0]:3},{r[1]:<3} {seed:4} {row['variant']:8} "
                           f"{100 * row['accuracy']:6.2f} {row['multipliers']:5} "
