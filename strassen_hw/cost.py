@@ -75,12 +75,12 @@ class Device:
 #: flip-flops as Yosys' internal cells.
 ASIC_SCRIPT = "synth -flatten -noabc -top {top}; abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; opt_clean"
 
-#: ``synth_ecp5`` with the ``keep`` attributes of the adder wires dropped once the adders are
-#: carry chains (before LUT mapping): Yosys 0.70's ABC9 flow fails an assertion
-#: (``GetSize(conn.first) == GetSize(conn.second)``, in ``abc_ops -reintegrate``) on the digits
-#: network with them; ``keep`` has done its job by then (no merged adders).
-ECP5_SCRIPT = ("synth_ecp5 -top {top} -run begin:map_luts; setattr -unset keep w:*; "
-               "synth_ecp5 -top {top} -run map_luts:")
+#: ``synth_ecp5`` with Yosys' classic ABC for the LUT mapping instead of ABC9: Yosys 0.70's
+#: ABC9 fails an assertion (``GetSize(conn.first) == GetSize(conn.second)``, in
+#: ``abc_ops -reintegrate``) on the demo's digits network.
+ECP5_SCRIPT = ("synth_ecp5 -top {top} -run begin:map_luts; "
+               "techmap -map +/lattice/latches_map.v; abc -lut 4; clean; "
+               "synth_ecp5 -top {top} -run map_cells:")
 
 #: The devices of ``--device`` and their capacities (data sheets: iCE40 UltraPlus and LP/HX
 #: families, ECP5 family; the same figures nextpnr reports as available).
