@@ -20,11 +20,15 @@ __all__ = ["TIMING", "stage_ns", "levels_for_clock", "widest_adder"]
 #: squares to nextpnr's Fmax of the harnessed ``W_b`` and ``W_c`` trees (widest adders 13
 #: and 22 bits) of a random 32→16 layer (r = 16, int8 inputs, seed 0) at 1..4 adder levels
 #: per stage, with ``.venv/bin/python benchmarks/bench_depth.py --calibrate --device DEVICE``
-#: (Yosys 0.70 and nextpnr 0.11 from YoWASP; largest error of the fit in the comment). The
+#: (Yosys 0.70 and nextpnr 0.11 from YoWASP; ECP5 before ``report`` moved to classic ABC
+#: LUT mapping; largest error of the fit in the comment). The
 #: larger ECP5 parts share the 25k's fabric and speed grade and take its constants; the
 #: HX8K is not calibrated.
 TIMING = {
     "up5k": (-1.07, 6.43, 0.533),      # largest error 0.99 ns
+    "ecp5-25k": (1.36, 2.00, 0.055),   # largest error 0.41 ns
+    "ecp5-45k": (1.36, 2.00, 0.055),
+    "ecp5-85k": (1.36, 2.00, 0.055),
 }
 
 
