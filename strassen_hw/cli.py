@@ -715,7 +715,7 @@ def build_parser():
                        help="networks: the fewest pipeline registers whose adder stages the "
                             "timing model predicts to meet MHZ on --device")
     p.add_argument("--device", metavar="DEVICE",
-                   help="with --clock: the FPGA (up5k, hx8k, ecp5-25k, ecp5-45k, ecp5-85k)")
+                   help="with --clock: the FPGA (up5k, ecp5-25k, ecp5-45k, ecp5-85k)")
     p.add_argument("--no-share", action="store_true",
                    help="networks: no sharing of common sub-sums between rows")
     p.set_defaults(func=cmd_generate)
