@@ -134,3 +134,21 @@ def test_baselines_without_their_generator_is_one_line(net_file, capsys, monkeyp
     monkeypatch.delattr(demo, "digits_variants", raising=False)
     line = _err(capsys, main(["report", str(net_file), "--baselines"]))
     assert "--baselines: the dense and TWN baseline generator" in line
+
+
+def test_ecp5_falls_back_to_classic_abc_only_on_an_assertion(monkeypatch):
+    scripts = []
+
+    def run(plan, family, timeout, progress, cache, what):
+        scripts.append(plan.files["build_x.sh"])
+        message = "yosys failed: Assert `a == b' failed" if len(scripts) == 1 else "stop"
+        raise cost.CostError(f"{what}: {message}")
+    monkeypatch.setattr(cost, "_run", run)
+    with pytest.raises(cost.CostError, match="stop"):
+        cost.synthesize_module("module x; endmodule\n", "x", "ecp5-25k", name="x")
+    assert "synth_ecp5 -top x; tee" in scripts[0] and "abc -lut 4" in scripts[1]
+    scripts.clear()
+    scripts.append("a first call that failed otherwise")
+    with pytest.raises(cost.CostError, match="stop"):
+        cost.synthesize_module("module x; endmodule\n", "x", "up5k", name="x")
+    assert len(scripts) == 2          # no second try: the UP5K has no fallback
