@@ -550,11 +550,16 @@ def cmd_report(args):
                             + ", ".join(DEVICES))
     if args.timeout <= 0:
         raise UserError(f"--timeout {args.timeout:g}: must be positive")
+    for option in ("quick", "cache_dir"):
+        if getattr(args, option) and not args.baselines:
+            raise UserError(f"--{option.replace('_', '-')}: applies with --baselines only")
     net = load(args.network)
     try:
         variants = [Variant("strassen", net, digits_accuracy(net))]
         if args.baselines:
-            variants += baseline_variants(args.seed, args.cache_dir)
+            from .demo import QUICK
+            variants += baseline_variants(args.seed, args.cache_dir,
+                                          QUICK if args.quick else None)
         rows = cost_report(variants, devices, pnr=args.pnr,
                            levels_per_stage=args.levels_per_stage, timeout=args.timeout,
                            progress=True)
@@ -822,6 +827,8 @@ def _add_report_command(sub):
     p.add_argument("--baselines", action="store_true",
                    help="also the dense int8 and TWN networks of the demo's digits model")
     p.add_argument("--seed", type=_SEED, default=0, help="--baselines: the demo's seed")
+    p.add_argument("--quick", action="store_true",
+                   help="--baselines: of the model of 'demo --quick'")
     p.add_argument("--cache-dir", metavar="DIR", help="--baselines: trained checkpoints")
     p.add_argument("--pnr", action="store_true",
                    help="also place and route (nextpnr) for Fmax; slow")
