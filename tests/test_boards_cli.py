@@ -2,7 +2,6 @@
 programmer (no board is attached here)."""
 
 import json
-import os
 import stat
 
 import numpy as np

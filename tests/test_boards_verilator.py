@@ -101,7 +101,8 @@ def _cached_digits():
     from strassen_hw.train.fit import load_checkpoint
     from strassen_hw.train.freeze import freeze
     data = digits.load()
-    net, _ = freeze(load_checkpoint(path).student, data.x_train, name="digits")
+    net, _ = freeze(load_checkpoint(path).student, data.x_train, name="digits",
+                    input_format=data.input_format, input_scale=data.input_scale)
     return net, data
 
 
