@@ -67,7 +67,7 @@ def _core(net, fold, levels_per_stage):
         raise BoardBuildError(f"--fold: {e}") from None
     if fold > 1:
         return FoldedNetwork(net, fold), folded_report(net, fold)
-    return (StrassenNetwork(net, levels_per_stage=levels_per_stage, trees="amaranth"),
+    return (StrassenNetwork(net, levels_per_stage=levels_per_stage),
             report(net, levels_per_stage=levels_per_stage))
 
 
