@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from .layer import StrassenLayer, format_shape
 
 __all__ = ["StreamingConv", "PoolStream", "PixelSerializer", "PixelDeserializer",
-           "line_buffer_bits"]
+           "line_buffer_bits", "conv_cycles"]
 
 
 def _pixels(fmt, channels):
@@ -46,6 +46,60 @@ def line_buffer_bits(layer, input_format):
     """Bits of the line buffer of ``layer``: ``K_h`` rows of ``W·C`` input values."""
     g = layer.geometry
     return g.window[0] * g.width * g.in_channels * input_format.width
+
+
+def conv_cycles(geometry, patch_latency):
+    """Cycles per image and latency of :class:`StreamingConv`, from its schedule, exactly.
+
+    With its input always valid and its output always ready: input pixels enter one per clock
+    while the line buffer has room (row r once ``r < top_row + K_h``, the top of the next
+    patch row to send); patch row I waits until the rows its windows read are in, sends its
+    ``P_w`` windows (one per clock), waits ``patch_latency`` cycles and one more for the last
+    patch, then emits its output rows (one pixel per clock; pooling passes them on in the same
+    cycle); after the last patch row the layer waits for the rest of the image and starts
+    over.
+
+    Parameters
+    ----------
+    geometry : ConvGeometry
+    patch_latency : int
+        Pipeline latency of the patch layer (:attr:`.layer.LayerPlan.latency`).
+
+    Returns
+    -------
+    (int, int)
+        Cycles per image (from an image's first input pixel to the next image's, images back
+        to back) and latency (from an image's first input pixel to its last output pixel).
+    """
+    g = geometry
+    kh, sh, pad_h = g.window[0], g.stride[0], g.padding[0]
+    (ph, pw), (h_out, w_out), p = g.patches, g.conv_hw, g.p
+    tops = [sh * p * i - pad_h for i in range(ph + 1)]   # top_row of each patch row
+    since = [0]          # since[J]: first cycle at which top_row = tops[J]
+    arrived = []         # arrived[r]: first cycle at which row r is wholly in the line buffer
+
+    def arrive(rows, done=None):
+        while len(arrived) < rows:
+            r = len(arrived)
+            allowed = next((t for top, t in zip(tops, since) if r < top + kh), done)
+            arrived.append(max(arrived[-1] if arrived else 0, allowed) + g.width)
+
+    free, emits = 0, []  # free: the first cycle of the WAIT state before the next patch row
+    for i in range(ph):
+        need = min(tops[i] + kh, g.height)
+        arrive(need)
+        send = max(free, arrived[need - 1] if need > 0 else 0) + 1
+        since.append(send + pw)
+        emits.append(send + pw + patch_latency + 1)
+        free = emits[-1] + (p if i < ph - 1 else h_out - p * (ph - 1)) * w_out
+    arrive(g.height, done=free)
+    period = max(free, arrived[-1]) + 1
+    if g.pool == "none":
+        y, x = h_out - 1, w_out - 1
+    else:
+        y, x = (h_out // g.pool_size) * g.pool_size - 1, (w_out // g.pool_size) * g.pool_size - 1
+    first = arrived[0] - g.width      # the first input pixel (later than 0 when padding rows
+    return period, emits[y // p] + (y % p) * w_out + x - first    # alone fill the first windows)
 
 
 class PixelSerializer(wiring.Component):

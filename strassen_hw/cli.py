@@ -213,8 +213,10 @@ def cmd_generate(args):
           f"{len(result['layers'])} layer(s), {total['multipliers']} multiplier(s), "
           f"{total['adders']} adders, {total['register_bits']} register bits, "
           + (f"latency {total['latency']} cycles" if "line_buffer_bits" not in total else
-             f"{total['line_buffer_bits']} line buffer bits (convolutions: cycles per image "
-             "depend on the image and the stalls)"))
+             f"{total['line_buffer_bits']} line buffer bits; each convolution alone, without "
+             "stalls: " + ", ".join(f"{item['conv']['cycles_per_image']} cycles per image "
+                                    f"(latency {item['conv']['latency']})"
+                                    for item in result["layers"] if "conv" in item)))
 
 
 def _operand(args):

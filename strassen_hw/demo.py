@@ -236,9 +236,13 @@ def _network_rows(config, data, name, out_dir, cache_dir, progress, say):
     start = time.perf_counter()
     hw = generate(net, out_dir)
     total = hw["total"]
+    convs = [item["conv"] for item in hw["layers"] if "conv" in item]
     say(f"generated {out_dir / (name + '.v')}: {total['multipliers']} multipliers, "
-        f"{total['adders']} adders, latency {total['latency']} cycles "
-        f"({time.perf_counter() - start:.0f} s)")
+        f"{total['adders']} adders, "
+        + (f"latency {total['latency']} cycles" if not convs else
+           "convolutions at " + " and ".join(str(c["cycles_per_image"]) for c in convs)
+           + " cycles per image")
+        + f" ({time.perf_counter() - start:.0f} s)")
     sim = run(net, data.x_test, progress=progress)
     outputs = sim.outputs
     if outputs.shape != expected.shape:
