@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULT", "QUICK", "CNN", "CNN_QUICK", "MODELS", "VARIANTS", "Row", "DemoError", "run_demo", "digits_variants",
+__all__ = ["DEFAULT", "QUICK", "CNN", "CNN_QUICK", "MODELS", "VARIANTS", "Row", "DemoError",
+           "run_demo", "digits_variants",
            "train_or_load", "format_table", "rows_to_json", "dense_counts", "strassen_counts",
            "default_cache_dir"]
 
