@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 from .layer import StrassenLayer, format_shape
 
 __all__ = ["StreamingConv", "PoolStream", "PixelSerializer", "PixelDeserializer",
-           "line_buffer_bits", "conv_cycles"]
+           "line_buffer_bits", "patch_bank_bits", "conv_cycles"]
 
 
 def _pixels(fmt, channels):
@@ -50,6 +50,13 @@ def line_buffer_bits(layer, input_format):
     """Bits of the line buffer of ``layer``: ``K_h`` rows of ``W·C`` input values."""
     g = layer.geometry
     return g.window[0] * g.width * g.in_channels * input_format.width
+
+
+def patch_bank_bits(layer):
+    """Bits of the two patch-row banks of ``layer``: ``2·P_w`` patches of ``p·p·C_out``
+    output values."""
+    g = layer.geometry
+    return 2 * g.patches[1] * g.p * g.p * g.out_channels * layer.output.width
 
 
 def conv_cycles(geometry, patch_latency, images=6):

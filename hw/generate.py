@@ -6,7 +6,7 @@ import os
 from tqdm import tqdm
 
 from ..frozen import atomic_write
-from .conv import conv_cycles, line_buffer_bits
+from .conv import conv_cycles, line_buffer_bits, patch_bank_bits
 from .folded import folded_report, generate_folded_verilog
 from .layer import LayerPlan
 from .network import StrassenNetwork
@@ -28,6 +28,7 @@ def _report(name, plans, net=None):
             item["conv"] = {**g.to_json(), "windows_per_image": g.patches[0] * g.patches[1],
                             "multiplications_per_image": layer.multiplications(),
                             "line_buffer_bits": line_buffer_bits(layer, fmt),
+                            "patch_bank_bits": patch_bank_bits(layer),
                             "cycles_per_image": cycles, "latency": latency,
                             "n_in_image": layer.n_in, "n_out_image": layer.n_out}
     total = {key: sum(item[key] for item in layers) for key in _TOTALS}
@@ -79,7 +80,8 @@ def report(net, *, levels_per_stage=2, share=True):
     ``latency`` (cycles), ``input`` and ``output`` formats. A convolution layer reports its
     patch layer (``n_in``, ``n_out``: one window, one patch; ``multipliers`` and ``adders``
     those that exist, ``latency`` the patch pipeline's) and under ``conv`` its geometry,
-    windows and multiplications per image, line buffer bits, and the cycles per image and
+    windows and multiplications per image, line buffer bits, the bits of its two patch-row
+    banks (not in ``register_bits``), and the cycles per image and
     latency of the streaming layer (:func:`~.conv.conv_cycles`: from an image's first input
     pixel to the next image's and to its last output pixel, input always valid and output
     always ready)."""

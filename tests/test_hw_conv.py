@@ -132,6 +132,8 @@ def test_report_and_deterministic_verilog():
     conv = rep["layers"][0]["conv"]
     # K_h = 1·(2-1)+3 = 4 rows of 7 pixels of 1 channel, 4 bits each
     assert conv["line_buffer_bits"] == 4 * 7 * 4
+    # two banks of ⌈7/2⌉ = 4 patches of 2×2 pixels of 4 channels, 5 bits each
+    assert conv["patch_bank_bits"] == 2 * 4 * 2 * 2 * 4 * 5
     assert conv["windows_per_image"] == 3 * 4 and conv["multiplications_per_image"] == \
         12 * net.layers[0].r
     assert rep["total"]["n_in"] == 35 and rep["total"]["n_out"] == 2
