@@ -3,7 +3,7 @@
 ::
 
     pixels ─▶ line buffer (K_h rows) ─▶ windows ─▶ StrassenLayer(patch)
-           ─▶ patch-row buffer ─▶ pixels (row-major, cropped) ─▶ pooling ─▶ pixels
+           ─▶ two patch-row banks ─▶ pixels (row-major, cropped) ─▶ pooling ─▶ pixels
 
 One pixel (all channels) per transfer, rows top to bottom, left to right (the pixel order of
 :mod:`strassen_hw.frozen_conv`). The line buffer holds ``K_h = s·(p-1)+k`` image rows in a ring;
@@ -12,25 +12,29 @@ overwrite its slot (r mod K_h) only once the row it replaces (r - K_h) is above 
 the current patch row. Windows read zeros outside the image (padding and the rows or columns a
 partial last patch reaches past it). Each window goes through the embedded linear layer's
 :class:`~.layer.StrassenLayer` (the same ``W_b`` tree, r multipliers and ``W_c`` tree as a
-linear layer); the ``P_w`` patches of a patch row are collected, then sent out as pixels,
-row-major, the outputs past the image dropped; pooling (max: comparisons, avg: a sum and a
+linear layer); the ``P_w`` patches of a patch row are collected in a bank, then sent out as
+pixels, row-major, the outputs past the image dropped; pooling (max: comparisons, avg: a sum and a
 shift) works on that pixel stream. Every stage waits on its stream handshakes, so back-pressure
 stalls without loss.
 
-The schedule is simple rather than fast: a patch row's windows (one per clock), then its output
-pixels (one per clock), while the input keeps filling the line buffer. :class:`PixelSerializer`
-and :class:`PixelDeserializer` turn whole vectors into pixel streams and back, so a network with
-convolutions keeps the vector stream ports of :class:`~.network.StrassenNetwork`.
+The schedule: a patch row's windows go out one per clock as soon as the rows they read are in
+and one of two patch-row banks is free; the patches come back into that bank, and a full bank
+goes out as pixels (one per clock) while the next patch row's windows fill the other bank and
+the input keeps filling the line buffer (the next image's too, once the last patch row of an
+image has been sent). :func:`conv_cycles` gives its cycles per image and latency.
+:class:`PixelSerializer` and :class:`PixelDeserializer` turn whole vectors into pixel streams and
+back, so a network with convolutions keeps the vector stream ports of
+:class:`~.network.StrassenNetwork`.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layer import StrassenLayer, format_shape
 
 __all__ = ["StreamingConv", "PoolStream", "PixelSerializer", "PixelDeserializer",
-           "line_buffer_bits"]
+           "line_buffer_bits", "patch_bank_bits", "conv_cycles"]
 
 
 def _pixels(fmt, channels):
@@ -46,6 +50,76 @@ def line_buffer_bits(layer, input_format):
     """Bits of the line buffer of ``layer``: ``K_h`` rows of ``W·C`` input values."""
     g = layer.geometry
     return g.window[0] * g.width * g.in_channels * input_format.width
+
+
+def patch_bank_bits(layer):
+    """Bits of the two patch-row banks of ``layer``: ``2·P_w`` patches of ``p·p·C_out``
+    output values."""
+    g = layer.geometry
+    return 2 * g.patches[1] * g.p * g.p * g.out_channels * layer.output.width
+
+
+def conv_cycles(geometry, patch_latency, images=6):
+    """Cycles per image and latency of :class:`StreamingConv`, from its schedule, exactly.
+
+    With its input always valid and its output always ready: input pixels enter one per clock
+    while the line buffer has room (row r once ``r < top_row + K_h``, the top of the next
+    patch row to send); patch row I waits until the rows its windows read are in and one of
+    the two patch-row banks is free, sends its ``P_w`` windows (one per clock) and moves on;
+    its patches come back ``patch_latency`` cycles later into that bank, which is emitted
+    (one pixel per clock; pooling passes them on in the same cycle) once full and once the
+    bank before it is out. After the last patch row's windows the layer takes the rest of
+    the image and starts on the next one while the last rows are still being emitted.
+
+    Parameters
+    ----------
+    geometry : ConvGeometry
+    patch_latency : int
+        Pipeline latency of the patch layer (:attr:`.layer.LayerPlan.latency`).
+    images : int
+        Images streamed back to back (at least 3; the schedule is periodic from the third).
+
+    Returns
+    -------
+    (int, int)
+        Cycles per image (between the first input pixels of the last two of ``images``
+        images, the steady state) and latency (from the first image's first input pixel to
+        its last output pixel, into an idle layer).
+    """
+    g = geometry
+    kh, sh, pad_h = g.window[0], g.stride[0], g.padding[0]
+    (ph, pw), (h_out, w_out), p = g.patches, g.conv_hw, g.p
+    tops = [sh * p * i - pad_h for i in range(ph + 1)]   # top_row before each patch row
+    if g.pool == "none":
+        y, x = h_out - 1, w_out - 1
+    else:
+        y, x = (h_out // g.pool_size) * g.pool_size - 1, (w_out // g.pool_size) * g.pool_size - 1
+    free, emitted = 0, [-1, -1]  # free: the producer's first WAIT cycle; emitted: last cycles
+    starts, latency = [], None   # of the emission of the two patch rows before
+    for _ in range(images):
+        since, arrived = [free], []   # since[J]: first cycle with top_row = tops[J]
+
+        def arrive(rows, done=None):
+            while len(arrived) < rows:
+                r = len(arrived)
+                allowed = next((t for top, t in zip(tops, since) if r < top + kh), done)
+                arrived.append(max(arrived[-1] if arrived else free, allowed) + g.width)
+
+        emits = []
+        for i in range(ph):
+            need = min(tops[i] + kh, g.height)
+            arrive(need)
+            send = max(free, arrived[need - 1] if need > 0 else free, emitted[-2] + 1) + 1
+            since.append(send + pw)
+            emits.append(max(send + pw + patch_latency, emitted[-1] + 1))
+            emitted.append(emits[-1] + (p if i < ph - 1 else h_out - p * (ph - 1)) * w_out - 1)
+            free = send + pw
+        arrive(g.height, done=free)
+        starts.append(arrived[0] - g.width)
+        if latency is None:
+            latency = emits[y // p] + (y % p) * w_out + x - starts[0]
+        free = max(free, arrived[-1]) + 1
+    return starts[-1] - starts[-2], latency
 
 
 class PixelSerializer(wiring.Component):
@@ -225,54 +299,62 @@ class StreamingConv(wiring.Component):
                 elements.append(value)
         m.d.comb += patch.i.payload.as_value().eq(Cat(*elements))
 
-        # --- patch outputs of one patch row, then pixels -----------------------------------
-        store = Array(Signal(p * p * out_pix, name=f"patch{k}") for k in range(pw))
-        received = _counter(pw)
-        big_i = _counter(ph - 1)
+        # --- patch outputs, double-buffered by patch row, then pixels ----------------------
+        # The producer (WAIT/SEND/DONE) sends a patch row's windows into a free bank; the
+        # patches come back into that bank in order; the emitter sends a full bank out as
+        # pixels while the producer fills the other one.
+        store = Array(Array(Signal(p * p * out_pix, name=f"patch{b}_{k}") for k in range(pw))
+                      for b in range(2))
+        busy = Array(Signal(name=f"busy{b}") for b in range(2))    # sent into, not yet emitted
+        full = Array(Signal(name=f"full{b}") for b in range(2))    # all its patches are back
+        sbank, rbank, ebank = Signal(), Signal(), Signal()
+        received = _counter(pw - 1)
+        send_i, emit_i = _counter(ph - 1), _counter(ph - 1)
         a, x, ej, eb = _counter(p - 1), _counter(w_out - 1), _counter(pw - 1), _counter(p - 1)
-        last_a = Mux(big_i == ph - 1, h_out - p * (ph - 1) - 1, p - 1)
+        last_a = Mux(emit_i == ph - 1, h_out - p * (ph - 1) - 1, p - 1)
         conv_o = stream.Signature(data.ArrayLayout(format_shape(self.layer.output),
                                                    g.out_channels)).create()
-        with m.If(patch.o.valid & patch.o.ready):
-            m.d.sync += [store[received].eq(patch.o.payload.as_value()),
+        m.d.comb += patch.o.ready.eq(1)     # a bank is free for every window sent
+        with m.If(patch.o.valid):
+            m.d.sync += [store[rbank][received].eq(patch.o.payload.as_value()),
                          received.eq(received + 1)]
-        m.d.comb += conv_o.payload.as_value().eq(store[ej].word_select(a * p + eb, out_pix))
+            with m.If(received == pw - 1):
+                m.d.sync += [received.eq(0), full[rbank].eq(1), rbank.eq(~rbank)]
+        m.d.comb += conv_o.payload.as_value().eq(
+            store[ebank][ej].word_select(a * p + eb, out_pix))
+        m.d.comb += conv_o.valid.eq(full[ebank])
+        with m.If(conv_o.valid & conv_o.ready):
+            last_x = x == w_out - 1
+            m.d.sync += [x.eq(Mux(last_x, 0, x + 1)),
+                         eb.eq(Mux(last_x | (eb == p - 1), 0, eb + 1)),
+                         ej.eq(Mux(last_x, 0, Mux(eb == p - 1, ej + 1, ej)))]
+            with m.If(last_x):
+                m.d.sync += a.eq(a + 1)
+                with m.If(a == last_a):
+                    m.d.sync += [a.eq(0), full[ebank].eq(0), busy[ebank].eq(0),
+                                 ebank.eq(~ebank),
+                                 emit_i.eq(Mux(emit_i == ph - 1, 0, emit_i + 1))]
         rows_ready = in_row >= Mux(top_row + kh < height, top_row + kh, height)
         with m.FSM():
             with m.State("WAIT"):
-                with m.If(rows_ready):
+                with m.If(rows_ready & ~busy[sbank]):
                     m.next = "SEND"
             with m.State("SEND"):
-                m.d.comb += [patch.i.valid.eq(1), patch.o.ready.eq(1)]
+                m.d.comb += patch.i.valid.eq(1)
                 with m.If(patch.i.ready):
                     m.d.sync += [j.eq(j + 1), left.eq(left + sw * p)]
                     with m.If(j == pw - 1):
                         m.d.sync += [j.eq(0), left.eq(-pad_w), top_row.eq(top_row + sh * p),
                                      top_slot.eq(Mux(top_slot + (sh * p) % kh >= kh,
                                                      top_slot + (sh * p) % kh - kh,
-                                                     top_slot + (sh * p) % kh))]
-                        m.next = "RECEIVE"
-            with m.State("RECEIVE"):
-                m.d.comb += patch.o.ready.eq(1)
-                with m.If(received == pw):
-                    m.next = "EMIT"
-            with m.State("EMIT"):
-                m.d.comb += conv_o.valid.eq(1)
-                with m.If(conv_o.ready):
-                    last_x = x == w_out - 1
-                    m.d.sync += [x.eq(Mux(last_x, 0, x + 1)),
-                                 eb.eq(Mux(last_x | (eb == p - 1), 0, eb + 1)),
-                                 ej.eq(Mux(last_x, 0, Mux(eb == p - 1, ej + 1, ej)))]
-                    with m.If(last_x):
-                        m.d.sync += a.eq(a + 1)
-                        with m.If(a == last_a):
-                            m.d.sync += [a.eq(0), received.eq(0)]
-                            with m.If(big_i == ph - 1):
-                                m.d.sync += [big_i.eq(0), done.eq(1)]
-                                m.next = "DONE"
-                            with m.Else():
-                                m.d.sync += big_i.eq(big_i + 1)
-                                m.next = "WAIT"
+                                                     top_slot + (sh * p) % kh)),
+                                     busy[sbank].eq(1), sbank.eq(~sbank)]
+                        with m.If(send_i == ph - 1):
+                            m.d.sync += [send_i.eq(0), done.eq(1)]
+                            m.next = "DONE"
+                        with m.Else():
+                            m.d.sync += send_i.eq(send_i + 1)
+                            m.next = "WAIT"
             with m.State("DONE"):
                 with m.If(in_row == height):      # the whole image is in: start the next one
                     m.d.sync += [in_row.eq(0), in_col.eq(0), wslot.eq(0), done.eq(0),

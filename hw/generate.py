@@ -6,7 +6,7 @@ import os
 from tqdm import tqdm
 
 from ..frozen import atomic_write
-from .conv import line_buffer_bits
+from .conv import conv_cycles, line_buffer_bits, patch_bank_bits
 from .folded import folded_report, generate_folded_verilog
 from .layer import LayerPlan
 from .network import StrassenNetwork
@@ -20,13 +20,16 @@ _TOTALS = ("multipliers", "products_shift", "products_zero", "adders", "adders_u
 
 def _report(name, plans, net=None):
     layers = [plan.report() for plan in plans]
-    for item, layer, fmt in zip(layers, net.layers if net else [], net.layer_inputs() if net
-                                else []):
+    for item, layer, fmt, p in zip(layers, net.layers if net else [],
+                                   net.layer_inputs() if net else [], plans):
         if hasattr(layer, "geometry"):     # a convolution: its patch layer, once per window
             g = layer.geometry
+            cycles, latency = conv_cycles(g, p.latency)
             item["conv"] = {**g.to_json(), "windows_per_image": g.patches[0] * g.patches[1],
                             "multiplications_per_image": layer.multiplications(),
                             "line_buffer_bits": line_buffer_bits(layer, fmt),
+                            "patch_bank_bits": patch_bank_bits(layer),
+                            "cycles_per_image": cycles, "latency": latency,
                             "n_in_image": layer.n_in, "n_out_image": layer.n_out}
     total = {key: sum(item[key] for item in layers) for key in _TOTALS}
     kinds = {item["kind"] for item in layers}
@@ -75,8 +78,13 @@ def report(net, *, levels_per_stage=2, share=True):
     of the r products are ã = ±2^k, wires; ``products_zero`` vanish), ``adders`` (from the
     generator's own graph; ``adders_unshared`` without sharing), ``register_bits``,
     ``latency`` (cycles), ``input`` and ``output`` formats. A convolution layer reports its
-    patch layer (``n_in``, ``n_out``: one window, one patch) and under ``conv`` its geometry,
-    windows and multiplications per image and line buffer bits."""
+    patch layer (``n_in``, ``n_out``: one window, one patch; ``multipliers`` and ``adders``
+    those that exist, ``latency`` the patch pipeline's) and under ``conv`` its geometry,
+    windows and multiplications per image, line buffer bits, the bits of its two patch-row
+    banks (not in ``register_bits``), and the cycles per image and
+    latency of the streaming layer (:func:`~.conv.conv_cycles`: from an image's first input
+    pixel to the next image's and to its last output pixel, input always valid and output
+    always ready)."""
     return _report(net.name, plan(net, levels_per_stage=levels_per_stage, share=share), net)
 
 

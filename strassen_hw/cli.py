@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .demo import CNN as _DEMO_CNN
+from .demo import MODELS as _DEMO_MODELS
 from .frozen import FrozenError
 
 __all__ = ["main"]
@@ -217,8 +219,10 @@ def cmd_generate(args):
           f"{len(result['layers'])} layer(s), {total['multipliers']} multiplier(s), "
           f"{total['adders']} adders, {total['register_bits']} register bits, "
           + (f"latency {total['latency']} cycles" if "line_buffer_bits" not in total else
-             f"{total['line_buffer_bits']} line buffer bits (convolutions: cycles per image "
-             "depend on the image and the stalls)") + clock)
+             f"{total['line_buffer_bits']} line buffer bits; each convolution alone, without "
+             "stalls: " + ", ".join(f"{item['conv']['cycles_per_image']} cycles per image "
+                                    f"(latency {item['conv']['latency']})"
+                                    for item in result["layers"] if "conv" in item)) + clock)
 
 
 def _levels(args, net):
@@ -441,8 +445,9 @@ def _int_list(text):
     return tuple(values)
 
 
-#: ``train --model cnn`` defaults: r of conv 1, conv 2 and the classifier; p of the convolutions.
-_CNN_PRODUCTS, _CNN_P = (8, 16, 10), (2, 2)
+#: ``train --model cnn`` defaults (the demo's CNN): r of conv 1, conv 2 and the classifier; p of
+#: the convolutions.
+_CNN_PRODUCTS, _CNN_P = _DEMO_CNN["r"], _DEMO_CNN["p"]
 
 
 def _train_config(args):
@@ -573,7 +578,7 @@ def cmd_demo(args):
     import time
     start = time.perf_counter()
     try:
-        rows = run_demo(quick=args.quick, seed=args.seed, out_dir=args.out,
+        rows = run_demo(model=args.model, quick=args.quick, seed=args.seed, out_dir=args.out,
                         cache_dir=args.cache_dir)
     except DemoError as e:
         print(f"strassen-hw: error: {e}", file=sys.stderr)
@@ -582,8 +587,10 @@ def cmd_demo(args):
     print(format_table(rows))
     print("\nAccuracy on the fixed test split (360 images). Additions: the float and frozen rows "
           "count k-1 per\nternary row of k non-zeros plus one per bias; the hardware row counts "
-          "the generator's adders,\nwhich share common sub-sums. "
-          f"The demo took {time.perf_counter() - start:.0f} s.")
+          "the generator's adders,\nwhich share common sub-sums"
+          + (" (a convolution's patch layer: its multipliers and adders\nonce per window)"
+             if args.model != "mlp" else "")
+          + f". The demo took {time.perf_counter() - start:.0f} s.")
     if args.json:
         try:
             atomic_write(args.json, rows_to_json(rows))
@@ -875,9 +882,12 @@ def build_parser():
                         "TWN checkpoint keeps its products exact)")
     p.set_defaults(func=cmd_freeze)
 
-    p = sub.add_parser("demo", help="train, freeze, generate and simulate the digits network; "
+    p = sub.add_parser("demo", help="train, freeze, generate and simulate the digits networks; "
                                     "print accuracy and operation counts")
-    p.add_argument("--quick", action="store_true", help="a small network, few epochs")
+    p.add_argument("--model", choices=_DEMO_MODELS, default="mlp",
+                   help="the MLP (64-128-10, default), the CNN (two Strassen convolutions and a "
+                        "Strassen classifier) or both (about 5 min from a cold start on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="small networks, few epochs")
     p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--json", metavar="PATH",
                    help="also write the table as JSON rows (model, accuracy, multiplications, "

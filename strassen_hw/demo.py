@@ -3,7 +3,8 @@
 :func:`run_demo` trains a float teacher and a Strassen student on scikit-learn's 8×8 digits (or
 reuses the cached checkpoint of the same settings and seed), freezes the student into integers,
 generates its Verilog, simulates every test image under Verilator and checks that the hardware
-equals the exact reference on every output of every image. It returns one row per model: test
+equals the exact reference on every output of every image. It does so for the MLP, the CNN
+(:func:`strassen_hw.train.models.digits_cnn`) or both, and returns four rows per network: test
 accuracy, multiplications and additions per inference.
 
 This module sits above train/, hw/ and sim/ and imports them only inside functions, so that
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULT", "QUICK", "VARIANTS", "Row", "DemoError", "run_demo", "digits_variants",
+__all__ = ["DEFAULT", "QUICK", "CNN", "CNN_QUICK", "MODELS", "VARIANTS", "Row", "DemoError",
+           "run_demo", "digits_variants",
            "train_or_load", "format_table", "rows_to_json", "dense_counts", "strassen_counts",
            "default_cache_dir"]
 
@@ -32,6 +34,19 @@ class DemoError(RuntimeError):
 #: this module does not import torch.
 DEFAULT = {}
 QUICK = {"hidden": 32, "r": (12, 8), "teacher_epochs": 20, "phase_epochs": (20, 20, 10)}
+
+#: Settings of the demo's CNN and of its ``--quick`` one: the digits CNN, r = 8, 16, 10 products
+#: per window (conv 1, conv 2) and in the classifier, output patches p = 2, batch norm after
+#: ``W_b``; the default epochs (quick: 4, then 4, 4, 2).
+CNN = {"model": "cnn", "r": (8, 16, 10), "p": (2, 2), "batch_norm": True}
+CNN_QUICK = {**CNN, "teacher_epochs": 4, "phase_epochs": (4, 4, 2)}
+
+#: What :func:`run_demo` can run: the MLP, the CNN, or both (MLP first).
+MODELS = ("mlp", "cnn", "both")
+
+#: The labels of a network's four rows; the CNN's carry the prefix ``"cnn: "``.
+_LABELS = ("float teacher (dense layers)", "float Strassen (ternary W_b, W_c)",
+           "frozen integer reference", "simulated hardware (Verilator)")
 
 
 #: The networks :func:`digits_variants` makes, by their layers' ``kind``.
@@ -59,14 +74,31 @@ def _ternary_additions(matrix):
     return int(np.maximum(nonzero - 1, 0).sum())
 
 
+def _windows(layer):
+    """Windows per image of a convolution layer; 1 for a linear layer."""
+    g = getattr(layer, "geometry", None)
+    return 1 if g is None else g.patches[0] * g.patches[1]
+
+
 def strassen_counts(net):
     """(multiplications, additions) per inference of a frozen network, without sharing: ``r``
     products per layer; ``k - 1`` additions per ternary row with ``k`` non-zeros, plus one per
-    output for the bias."""
-    mults = sum(layer.r for layer in net.layers)
-    adds = sum(_ternary_additions(layer.w_b) + _ternary_additions(layer.w_c) + layer.n_out
-               for layer in net.layers)
+    output for the bias. A convolution layer counts its patch layer once per window."""
+    mults = adds = 0
+    for layer in net.layers:
+        patch = getattr(layer, "patch", layer)
+        mults += _windows(layer) * patch.r
+        adds += _windows(layer) * (_ternary_additions(patch.w_b) + _ternary_additions(patch.w_c)
+                                   + patch.n_out)
     return mults, adds
+
+
+def _hardware_counts(net, hw):
+    """(multiplications, additions) per inference that the generated hardware performs: each
+    layer's multipliers (trivial ã left out) and adders, a convolution's once per window."""
+    pairs = [(_windows(layer), item) for layer, item in zip(net.layers, hw["layers"])]
+    return (sum(n * int(item["multipliers"]) for n, item in pairs),
+            sum(n * int(item["adders"]) for n, item in pairs))
 
 
 def default_cache_dir():
@@ -99,62 +131,101 @@ def train_or_load(config, data, cache_dir, progress, say, teacher=None):
     return result
 
 
-def run_demo(*, quick=False, seed=0, out_dir="runs/demo", cache_dir=None, progress=True,
-             say=print, settings=None):
+def run_demo(*, model="mlp", quick=False, seed=0, out_dir="runs/demo", cache_dir=None,
+             progress=True, say=print, settings=None, cnn_settings=None):
     """Run the whole demo and return its table.
 
     Parameters
     ----------
+    model : {"mlp", "cnn", "both"}
+        The network(s): the 64 → hidden → 10 MLP, the digits CNN, or both (MLP first).
     quick : bool
-        A small network and few epochs (for tests and a first look).
+        Small networks and few epochs (for tests and a first look).
     seed : int
         Training seed; the data split is always the same.
     out_dir : path-like
-        Receives ``digits.json`` (the frozen network), ``digits.v`` and ``report.json``.
+        Receives the MLP's ``digits.json`` (the frozen network), ``digits.v`` and
+        ``report.json``, and in ``cnn/`` the CNN's ``digits_cnn.json``, ``digits_cnn.v`` and
+        ``report.json``.
     cache_dir : path-like or None
         Trained checkpoints, one per settings and seed (default :func:`default_cache_dir`).
     progress : bool
         Progress bars for training and the Verilator build.
     say : callable
         Receives the status lines.
-    settings : dict or None
+    settings, cnn_settings : dict or None
         :class:`~strassen_hw.train.fit.TrainConfig` fields overriding :data:`DEFAULT` or
-        :data:`QUICK`.
+        :data:`QUICK` (the MLP), :data:`CNN` or :data:`CNN_QUICK` (the CNN).
 
     Returns
     -------
     list of Row
-        Float teacher (dense layers), float Strassen model, frozen integer reference and
-        simulated hardware.
+        Per network: float teacher (dense layers), float Strassen model, frozen integer
+        reference and simulated hardware; the CNN's rows named ``"cnn: ..."``.
 
     Raises
     ------
+    ValueError
+        ``model`` is not one of :data:`MODELS`.
     DemoError
         The hardware output differs from the reference on some output of some test image.
     """
+    from strassen_hw.train import data as digits
+    from strassen_hw.train.fit import TrainConfig
+
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
+    data = digits.load()
+    cache_dir = cache_dir or default_cache_dir()
+    rows = []
+    if model in ("mlp", "both"):
+        config = TrainConfig(seed=seed, **{**(QUICK if quick else DEFAULT), **(settings or {})})
+        teacher, *rest = _network_rows(config, data, "digits", Path(out_dir), cache_dir,
+                                       progress, say)
+        dense = dense_counts([(64, config.hidden), (config.hidden, 10)])
+        rows += [Row(_LABELS[0], teacher.accuracy, *dense), *rest]
+    if model in ("cnn", "both"):
+        from strassen_hw.train.layers import count_operations
+        config = TrainConfig(seed=seed, **{**(CNN_QUICK if quick else CNN),
+                                            **(cnn_settings or {})})
+        teacher, *rest = _network_rows(config, data, "digits_cnn", Path(out_dir) / "cnn",
+                                       cache_dir, progress, say)
+        dense = count_operations(teacher.model, (64,))
+        rows += [Row(f"cnn: {_LABELS[0]}", teacher.accuracy, dense["multiplications"],
+                     dense["additions"]),
+                 *(Row(f"cnn: {row.model}", row.accuracy, row.multiplications, row.additions)
+                   for row in rest)]
+    return rows
+
+
+@dataclass(frozen=True)
+class _Teacher:
+    model: object
+    accuracy: float
+
+
+def _network_rows(config, data, name, out_dir, cache_dir, progress, say):
+    """Train (or load), freeze, generate and simulate the network of ``config``: its float
+    teacher (the model and its accuracy) and the three rows of the Strassen model."""
     import torch
 
     from strassen_hw.frozen import save
     from strassen_hw.hw import generate
     from strassen_hw.reference import forward
     from strassen_hw.sim import run
-    from strassen_hw.train import data as digits
-    from strassen_hw.train.fit import TrainConfig, accuracy
+    from strassen_hw.train.fit import accuracy
     from strassen_hw.train.freeze import float_logits, freeze
 
-    config = TrainConfig(seed=seed, **{**(QUICK if quick else DEFAULT), **(settings or {})})
-    data = digits.load()
-    result = train_or_load(config, data, cache_dir or default_cache_dir(), progress, say)
+    result = train_or_load(config, data, cache_dir, progress, say)
     x_test = torch.as_tensor(data.x_test, dtype=torch.float32) * data.input_scale
     y_test = torch.as_tensor(data.y_test)
     teacher_acc = accuracy(result.teacher, x_test, y_test)
     float_pred = float_logits(result.student, data.x_test, data.input_scale).argmax(1)
     student_acc = float((float_pred == data.y_test).mean())
 
-    net, report = freeze(result.student, data.x_train, name="digits",
+    net, report = freeze(result.student, data.x_train, name=name,
                          input_format=data.input_format, input_scale=data.input_scale)
-    out_dir = Path(out_dir)
-    save(net, out_dir / "digits.json")
+    save(net, out_dir / f"{name}.json")
     expected = forward(net, data.x_test)
     frozen_pred = expected.argmax(1)
     frozen_acc = float((frozen_pred == data.y_test).mean())
@@ -166,18 +237,22 @@ def run_demo(*, quick=False, seed=0, out_dir="runs/demo", cache_dir=None, progre
     start = time.perf_counter()
     hw = generate(net, out_dir)
     total = hw["total"]
-    say(f"generated {out_dir / 'digits.v'}: {total['multipliers']} multipliers, "
-        f"{total['adders']} adders, latency {total['latency']} cycles "
-        f"({time.perf_counter() - start:.0f} s)")
+    convs = [item["conv"] for item in hw["layers"] if "conv" in item]
+    say(f"generated {out_dir / (name + '.v')}: {total['multipliers']} multipliers, "
+        f"{total['adders']} adders, "
+        + (f"latency {total['latency']} cycles" if not convs else
+           "convolutions at " + " and ".join(str(c["cycles_per_image"]) for c in convs)
+           + " cycles per image")
+        + f" ({time.perf_counter() - start:.0f} s)")
     sim = run(net, data.x_test, progress=progress)
     outputs = sim.outputs
     if outputs.shape != expected.shape:
-        raise DemoError(f"the hardware returned {outputs.shape} outputs; the reference "
+        raise DemoError(f"{name}: the hardware returned {outputs.shape} outputs; the reference "
                         f"{expected.shape}")
     differ = outputs != expected
     if differ.any():
         i, j = np.argwhere(differ)[0]
-        raise DemoError(f"the hardware differs from the reference on "
+        raise DemoError(f"{name}: the hardware differs from the reference on "
                         f"{int(differ.any(axis=1).sum())} of {len(expected)} test images; first "
                         f"at image {i}, logit {j}: hardware {outputs[i, j]}, reference "
                         f"{expected[i, j]}")
@@ -186,13 +261,11 @@ def run_demo(*, quick=False, seed=0, out_dir="runs/demo", cache_dir=None, progre
         + (f" (build {sim.build_seconds:.0f} s)" if sim.build_seconds else " (cached build)")
         + f": all {outputs.size} outputs equal the reference, bit for bit")
 
-    dense = dense_counts([(64, config.hidden), (config.hidden, 10)])
     mults, adds = strassen_counts(net)
-    return [Row("float teacher (dense layers)", teacher_acc, *dense),
-            Row("float Strassen (ternary W_b, W_c)", student_acc, mults, adds),
-            Row("frozen integer reference", frozen_acc, mults, adds),
-            Row("simulated hardware (Verilator)", hw_acc, int(total["multipliers"]),
-                int(total["adders"]))]
+    return (_Teacher(result.teacher, teacher_acc),
+            Row(_LABELS[1], student_acc, mults, adds),
+            Row(_LABELS[2], frozen_acc, mults, adds),
+            Row(_LABELS[3], hw_acc, *_hardware_counts(net, hw)))
 
 
 def digits_variants(seed=0, cache_dir=None, *, quick=False, settings=None, progress=False,
@@ -250,12 +323,21 @@ def digits_variants(seed=0, cache_dir=None, *, quick=False, settings=None, progr
             for variant, net in nets.items()}
 
 
+def _network(label):
+    """The network a row's label names: its prefix before ``": "`` (none: the MLP)."""
+    return label.split(": ", 1)[0] if ": " in label else ""
+
+
 def format_table(rows):
-    """The rows as an aligned text table, with multiplications relative to the first row."""
-    dense = rows[0].multiplications
+    """The rows as an aligned text table, with multiplications relative to the first row of
+    the same network (the label's prefix before ``": "``)."""
+    dense = {}
+    for r in rows:
+        dense.setdefault(_network(r.model), r.multiplications)
     header = ("model", "test accuracy", "mults/inference", "adds/inference", "mults vs dense")
     lines = [[r.model, f"{100 * r.accuracy:.2f}%", f"{r.multiplications:,}",
-              f"{r.additions:,}", f"{100 * r.multiplications / dense:.2f}%"] for r in rows]
+              f"{r.additions:,}",
+              f"{100 * r.multiplications / dense[_network(r.model)]:.2f}%"] for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *lines)]
     fmt = "  ".join(["{:<%d}" % widths[0]] + ["{:>%d}" % w for w in widths[1:]])
     out = [fmt.format(*header), "  ".join("-" * w for w in widths)]

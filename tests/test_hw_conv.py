@@ -8,6 +8,7 @@ from amaranth.sim import Simulator
 
 from strassen_hw.frozen import Format, FrozenLayer, FrozenNetwork
 from strassen_hw.hw import StrassenNetwork, generate_verilog, report
+from strassen_hw.hw.conv import StreamingConv, conv_cycles
 from strassen_hw.reference import forward
 from test_frozen_conv import CASES, _random_conv
 
@@ -63,6 +64,49 @@ def test_conv_layer_in_amaranth_sim(case):
     assert np.array_equal(got, forward(net, x))
 
 
+def _timing(layer, images=3):
+    """Cycles of a StreamingConv in Amaranth's simulator, input always valid and output always
+    ready: the cycle of each image's first input pixel and of its last output pixel."""
+    dut = StreamingConv(layer, Format(4, True))
+    n_in = layer.geometry.height * layer.geometry.width
+    n_out = layer.out_shape[0] * layer.out_shape[1]
+    first, last = [], []
+
+    async def bench(ctx):
+        sent = got = 0
+        ctx.set(dut.o.ready, 1)
+        for cycle in range(20_000):
+            ctx.set(dut.i.valid, sent < images * n_in)
+            if sent < images * n_in and ctx.get(dut.i.ready):
+                if sent % n_in == 0:
+                    first.append(cycle)
+                sent += 1
+            if ctx.get(dut.o.valid):
+                got += 1
+                if got % n_out == 0:
+                    last.append(cycle)
+                    if got == images * n_out:
+                        return
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(first) == len(last) == images
+    return first, last, dut.patch.latency
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
+def test_cycles_per_image_and_latency_as_measured(case):
+    rng = np.random.default_rng(len(str(case)))
+    layer = _random_conv(rng, *case)
+    first, last, patch_latency = _timing(layer, images=6)
+    assert len({b - a for a, b in zip(first[2:], first[3:])}) == 1     # the steady state
+    assert conv_cycles(layer.geometry, patch_latency) == (first[5] - first[4],
+                                                          last[0] - first[0])
+
+
 def _chain(seed=11):
     """conv (1 channel, 3×5, kernel 3, p 2, padding 1, max pool) → conv (groups 2, kernel 1,
     stride 1, p 1) → linear: every domain change of the network."""
@@ -88,9 +132,14 @@ def test_report_and_deterministic_verilog():
     conv = rep["layers"][0]["conv"]
     # K_h = 1·(2-1)+3 = 4 rows of 7 pixels of 1 channel, 4 bits each
     assert conv["line_buffer_bits"] == 4 * 7 * 4
+    # two banks of ⌈7/2⌉ = 4 patches of 2×2 pixels of 4 channels, 5 bits each
+    assert conv["patch_bank_bits"] == 2 * 4 * 2 * 2 * 4 * 5
     assert conv["windows_per_image"] == 3 * 4 and conv["multiplications_per_image"] == \
         12 * net.layers[0].r
     assert rep["total"]["n_in"] == 35 and rep["total"]["n_out"] == 2
+    first, last, _ = _timing(net.layers[0], images=6)
+    assert (conv["cycles_per_image"], conv["latency"]) == (first[5] - first[4],
+                                                           last[0] - first[0])
     assert generate_verilog(net) == generate_verilog(_chain())
 
 

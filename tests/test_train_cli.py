@@ -44,7 +44,7 @@ def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
 @pytest.mark.verilator
 def test_demo_quick(tmp_path, capsys):
     table = tmp_path / "table.json"
-    argv = ["demo", "--quick", "--out", str(tmp_path / "out"), "--cache-dir",
+    argv = ["demo", "--model", "mlp", "--quick", "--out", str(tmp_path / "out"), "--cache-dir",
             str(tmp_path / "cache"), "--json", str(table)]
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -70,3 +70,54 @@ def test_demo_quick(tmp_path, capsys):
     assert main(argv) == 0
     assert "reusing the trained models" in capsys.readouterr().out
     assert json.loads(table.read_text()) == rows
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
+def test_demo_quick_cnn(tmp_path, capsys):
+    table = tmp_path / "table.json"
+    out_dir = tmp_path / "out"
+    assert main(["demo", "--model", "cnn", "--quick", "--out", str(out_dir), "--cache-dir",
+                 str(tmp_path / "cache"), "--json", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "all 3600 outputs equal the reference, bit for bit" in out
+    assert "once per window" in out
+    rows = json.loads(table.read_text())
+    assert [r["model"] for r in rows] == [
+        "cnn: float teacher (dense layers)", "cnn: float Strassen (ternary W_b, W_c)",
+        "cnn: frozen integer reference", "cnn: simulated hardware (Verilator)"]
+    assert all(set(r) == {"model", "accuracy", "multiplications", "additions"} for r in rows)
+    teacher, student, frozen, hardware = rows
+    # dense: 64 pixels × 9 × 8 channels, 16 pixels × 9 × 8 × 16, 64 features × 10 classes
+    assert teacher["multiplications"] == 64 * 9 * 8 + 16 * 9 * 8 * 16 + 64 * 10
+    # r per window: 4×4 windows of conv 1 (p = 2 on 8×8), 2×2 of conv 2, then the classifier
+    assert student["multiplications"] == frozen["multiplications"] == 8 * 16 + 16 * 4 + 10
+    # the hardware: each layer's real multipliers (ã not 0 or ±2^k), a conv's once per window
+    net = json.loads((out_dir / "cnn" / "digits_cnn.json").read_text())
+    real = 0
+    for layer, windows in zip(net["layers"], (16, 4, 1)):
+        patch = layer.get("patch", layer)
+        real += windows * sum(1 for j, a in enumerate(patch["a_tilde"])
+                              if abs(a) & (abs(a) - 1) != 0 and any(patch["w_b"][j])
+                              and any(row[j] for row in patch["w_c"]))
+    assert hardware["multiplications"] == real <= frozen["multiplications"]
+    assert hardware["accuracy"] == frozen["accuracy"] > 0.8
+    assert (out_dir / "cnn" / "digits_cnn.v").is_file()
+    assert not (out_dir / "digits.json").exists()      # the MLP was not run
+
+
+def test_demo_rejects_an_unknown_model(capsys):
+    assert main(["demo", "--model", "rnn"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("strassen-hw: error: ") and "--model" in err and "rnn" in err
+    assert err.count("\n") == 1
+
+
+def test_table_compares_each_network_with_its_own_teacher():
+    from strassen_hw.demo import Row, format_table
+    rows = [Row("float teacher (dense layers)", 0.9, 1000, 1000),
+            Row("frozen integer reference", 0.9, 10, 50),
+            Row("cnn: float teacher (dense layers)", 0.9, 400, 400),
+            Row("cnn: frozen integer reference", 0.9, 2, 30)]
+    lines = format_table(rows).splitlines()[2:]
+    assert [line.split()[-1] for line in lines] == ["100.00%", "1.00%", "100.00%", "0.50%"]
