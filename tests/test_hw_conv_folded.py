@@ -10,7 +10,7 @@ import pytest
 from test_frozen_conv import CASES, _random_conv
 from test_hw_conv import _chain, _extremes, _run
 
-from strassen_hw.frozen import Format, FrozenNetwork
+from strassen_hw.frozen import Format, FrozenNetwork, random_network
 from strassen_hw.hw import StrassenNetwork, check_fold, generate, generate_verilog
 from strassen_hw.hw.conv import StreamingConv
 from strassen_hw.hw.folded import FoldedLayer
@@ -88,3 +88,13 @@ def test_folded_chain_under_verilator():
     from strassen_hw.sim import check, test_vectors
     net = _chain()
     check(net, test_vectors(net, 60, seed=2), fold=3, seed=2, stalls=True)
+
+
+def test_folded_linear_layers_in_strassen_network():
+    """Linear layers only (FoldedNetwork's job in generate_verilog): StrassenNetwork with
+    ``fold`` chains FoldedLayers on streams (behind an input latch, as FoldedNetwork), under
+    stalls and back-pressure."""
+    net = random_network([(7, 5, 6), (6, 4, 3)], seed=4, input_width=4)
+    x = np.random.default_rng(4).integers(net.input.min, net.input.max + 1, (12, net.n_in))
+    got = _run(StrassenNetwork(net, fold=3), x, stall=0.3, seed=4)
+    assert np.array_equal(got, forward(net, x))
