@@ -65,9 +65,6 @@ def _core(net, fold, levels_per_stage):
         check_fold(fold, net)
     except ValueError as e:
         raise BoardBuildError(f"--fold: {e}") from None
-    if fold > 1 and any(hasattr(layer, "geometry") for layer in net.layers):
-        raise BoardBuildError(f"--fold {fold}: boards build networks with convolutions with "
-                              "fold 1 only")
     if fold > 1:
         return FoldedNetwork(net, fold), folded_report(net, fold)
     return (StrassenNetwork(net, levels_per_stage=levels_per_stage),

@@ -51,10 +51,15 @@ def _report(name, plans, net=None):
     return {"name": name, "layers": layers, "total": total}
 
 
-def check_fold(fold, net=None):
-    """``fold`` as an int, or ``ValueError`` naming the problem: a positive integer."""
+def check_fold(fold, net=None, *, convolutions=False):
+    """``fold`` as an int, or ``ValueError`` naming the problem: a positive integer, and 1
+    for a network with convolutions unless ``convolutions`` (generate and simulate fold them;
+    board builds do not yet)."""
     if isinstance(fold, bool) or not isinstance(fold, int) or fold < 1:
         raise ValueError(f"fold must be a positive integer, not {fold!r}")
+    if fold > 1 and not convolutions and net is not None and _has_conv(net):
+        raise ValueError(f"fold {fold}: boards take networks with convolutions at fold 1 "
+                         "only (generate and simulate fold them)")
     return fold
 
 
@@ -131,7 +136,7 @@ def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog", fo
     directly from the adder graphs (:mod:`.tree`), which keeps large layers fast;
     ``trees="amaranth"`` converts everything through Amaranth (slow for large layers).
     """
-    if check_fold(fold, net) > 1 and not _has_conv(net):
+    if check_fold(fold, net, convolutions=True) > 1 and not _has_conv(net):
         return generate_folded_verilog(net, fold)
     if fold > 1:
         top = StrassenNetwork(net, fold=fold)
@@ -147,7 +152,7 @@ def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", p
     vector, the multipliers and adders that physically exist, multiplications per
     inference; with convolutions per window, and no cycles per image: ``total["note"]``).
     ``progress`` shows the steps on stderr."""
-    if check_fold(fold, net) > 1:
+    if check_fold(fold, net, convolutions=True) > 1:
         with tqdm(total=1, desc="Verilog", disable=not progress, leave=False) as bar:
             text = generate_verilog(net, fold=fold)
             bar.update()

@@ -65,7 +65,9 @@ def test_folded_chain_in_amaranth_sim(fold):
 
 def test_folded_conv_generate_and_report(tmp_path):
     net = _chain()
-    assert check_fold(3, net) == 3
+    assert check_fold(3, net, convolutions=True) == 3
+    with pytest.raises(ValueError, match="boards take networks with convolutions at fold 1"):
+        check_fold(3, net)                                # board builds: fold 1 only
     text = generate_verilog(net, fold=3)
     assert text == generate_verilog(_chain(), fold=3)
     assert text != generate_verilog(net)
