@@ -22,6 +22,12 @@ and one of two patch-row banks is free; the patches come back into that bank, an
 goes out as pixels (one per clock) while the next patch row's windows fill the other bank and
 the input keeps filling the line buffer (the next image's too, once the last patch row of an
 image has been sent). :func:`conv_cycles` gives its cycles per image and latency.
+
+With ``fold = F > 1`` the patch layer is a :class:`~.folded.FoldedLayer` instead: it takes a
+window only every ``F`` or so cycles and answers after its own latency. Nothing else changes:
+a window is held (valid, payload) until ``patch.i.ready`` (the line buffer rows it reads cannot
+be overwritten meanwhile), and patches are collected when ``patch.o.valid`` (always ready, a
+bank being free for every window sent). :func:`conv_cycles` models fold 1 only.
 :class:`PixelSerializer` and :class:`PixelDeserializer` turn whole vectors into pixel streams and
 back, so a network with convolutions keeps the vector stream ports of
 :class:`~.network.StrassenNetwork`.
@@ -31,6 +37,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .folded import FoldedLayer
 from .layer import StrassenLayer, format_shape
 
 __all__ = ["StreamingConv", "PoolStream", "PixelSerializer", "PixelDeserializer",
@@ -227,24 +234,32 @@ class StreamingConv(wiring.Component):
     layer : FrozenConvLayer
     input_format : Format
     levels_per_stage, share, trees, module_prefix, plan
-        As for :class:`~.layer.StrassenLayer` (of the patch layer).
+        As for :class:`~.layer.StrassenLayer` (of the patch layer; unused with ``fold > 1``).
+    fold : int
+        1 (default): the patch layer is a :class:`~.layer.StrassenLayer`, one window per
+        clock; ``F > 1``: a :class:`~.folded.FoldedLayer` folded by ``F``.
 
     Attributes
     ----------
     i : stream of input pixels, payload ``ArrayLayout(input shape, in_channels)``
     o : stream of output pixels (after pooling), ``ArrayLayout(output shape, out_channels)``
-    patch : StrassenLayer
+    patch : StrassenLayer or FoldedLayer
     trees : list of TernaryAdderTree
+        Empty with ``fold > 1``.
     line_buffer_bits : int
     """
 
     def __init__(self, layer, input_format, *, levels_per_stage=2, share=True, trees="verilog",
-                 module_prefix="layer", plan=None):
+                 module_prefix="layer", plan=None, fold=1):
         self.layer, self.input_format = layer, input_format
-        self.patch = StrassenLayer(layer.patch, input_format, levels_per_stage=levels_per_stage,
-                                   share=share, trees=trees, module_prefix=module_prefix,
-                                   plan=plan)
-        self.trees = self.patch.trees
+        if fold > 1:
+            self.patch = FoldedLayer(layer.patch, input_format, fold)
+            self.trees = []
+        else:
+            self.patch = StrassenLayer(layer.patch, input_format,
+                                       levels_per_stage=levels_per_stage, share=share,
+                                       trees=trees, module_prefix=module_prefix, plan=plan)
+            self.trees = self.patch.trees
         self.line_buffer_bits = line_buffer_bits(layer, input_format)
         g = layer.geometry
         self.pool = (None if g.pool == "none" else

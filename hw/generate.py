@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from ..frozen import atomic_write
 from .conv import conv_cycles, line_buffer_bits, patch_bank_bits
-from .folded import folded_report, generate_folded_verilog
+from .folded import FoldedPlan, folded_report, generate_folded_verilog
 from .layer import LayerPlan
 from .network import StrassenNetwork
 from .tree import convert
@@ -51,15 +51,49 @@ def _report(name, plans, net=None):
     return {"name": name, "layers": layers, "total": total}
 
 
-def check_fold(fold, net=None):
-    """``fold`` as an int, or ``ValueError`` naming the problem: a positive integer, and 1 for
-    a network with convolutions (the folded architecture holds fully connected layers)."""
+def check_fold(fold, net=None, *, convolutions=False):
+    """``fold`` as an int, or ``ValueError`` naming the problem: a positive integer, and 1
+    for a network with convolutions unless ``convolutions`` (generate and simulate fold them;
+    board builds do not yet)."""
     if isinstance(fold, bool) or not isinstance(fold, int) or fold < 1:
         raise ValueError(f"fold must be a positive integer, not {fold!r}")
-    if fold > 1 and net is not None and any(hasattr(layer, "geometry") for layer in net.layers):
-        raise ValueError(f"fold {fold}: the folded architecture holds fully connected layers "
-                         "only; generate networks with convolutions with fold 1")
+    if fold > 1 and not convolutions and net is not None and _has_conv(net):
+        raise ValueError(f"fold {fold}: boards take networks with convolutions at fold 1 "
+                         "only (generate and simulate fold them)")
     return fold
+
+
+def _has_conv(net):
+    return any(hasattr(layer, "geometry") for layer in net.layers)
+
+
+def _folded_conv_report(net, fold):
+    """The report of a network with convolutions folded by ``fold``: per layer the figures of
+    its folded (patch) layer (:meth:`~.folded.FoldedPlan.report`: ``cycles_per_vector`` and
+    ``latency`` per window for a convolution) and, for a convolution, ``conv`` as with fold 1
+    without cycles per image and latency (:func:`~.conv.conv_cycles` models fold 1 only)."""
+    layers = []
+    for layer, fmt in zip(net.layers, net.layer_inputs()):
+        item = FoldedPlan.make(getattr(layer, "patch", layer), fmt, fold).report()
+        if hasattr(layer, "geometry"):
+            g = layer.geometry
+            item["conv"] = {**g.to_json(), "windows_per_image": g.patches[0] * g.patches[1],
+                            "multiplications_per_image": layer.multiplications(),
+                            "line_buffer_bits": line_buffer_bits(layer, fmt),
+                            "patch_bank_bits": patch_bank_bits(layer),
+                            "n_in_image": layer.n_in, "n_out_image": layer.n_out}
+            item["multiplications_per_inference"] = (
+                item["multiplications_per_inference"] * item["conv"]["windows_per_image"])
+        layers.append(item)
+    keys = ("multipliers", "adders", "multiplications_per_inference", "rom_bits", "ram_bits",
+            "register_bits")
+    total = {key: sum(item[key] for item in layers) for key in keys}
+    total.update(fold=fold, n_in=net.n_in, n_out=net.n_out,
+                 r=sum(item["r"] for item in layers), input=net.input.to_json(),
+                 output=net.output.to_json(), line_buffer_bits=sum(
+                     item["conv"]["line_buffer_bits"] for item in layers if "conv" in item),
+                 note="cycles per image not modelled for fold > 1 with convolutions")
+    return {"name": net.name, "layers": layers, "total": total}
 
 
 def plan(net, *, levels_per_stage=2, share=True, progress=False):
@@ -94,15 +128,19 @@ def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog", fo
 
     ``fold = 1`` is the fully parallel design (one vector per clock); ``fold = F > 1`` the
     folded one (:mod:`.folded`: each layer's work spread over about F cycles per vector, the
-    other parameters unused).
+    other parameters unused): :class:`~.folded.FoldedNetwork` for linear layers only, else
+    :class:`StrassenNetwork` with ``fold`` (folded linear and patch layers).
 
     The layers are Amaranth components converted by :func:`amaranth.back.verilog.convert`;
     with ``trees="verilog"`` (default) their adder trees are appended as modules written
     directly from the adder graphs (:mod:`.tree`), which keeps large layers fast;
     ``trees="amaranth"`` converts everything through Amaranth (slow for large layers).
     """
-    if check_fold(fold, net) > 1:
+    if check_fold(fold, net, convolutions=True) > 1 and not _has_conv(net):
         return generate_folded_verilog(net, fold)
+    if fold > 1:
+        top = StrassenNetwork(net, fold=fold)
+        return convert(top, net.name, top.trees)
     top = StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share, trees=trees)
     return convert(top, net.name, top.trees)
 
@@ -112,12 +150,13 @@ def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", p
     """Write ``out_dir/<name>.v`` and ``out_dir/report.json`` (each atomically); return the
     report (see :func:`report`; with ``fold > 1`` :func:`~.folded.folded_report`: cycles per
     vector, the multipliers and adders that physically exist, multiplications per
-    inference). ``progress`` shows the steps on stderr."""
-    if check_fold(fold, net) > 1:
+    inference; with convolutions per window, and no cycles per image: ``total["note"]``).
+    ``progress`` shows the steps on stderr."""
+    if check_fold(fold, net, convolutions=True) > 1:
         with tqdm(total=1, desc="Verilog", disable=not progress, leave=False) as bar:
-            text = generate_folded_verilog(net, fold)
+            text = generate_verilog(net, fold=fold)
             bar.update()
-        result = folded_report(net, fold)
+        result = _folded_conv_report(net, fold) if _has_conv(net) else folded_report(net, fold)
         atomic_write(os.path.join(out_dir, f"{net.name}.v"), text)
         atomic_write(os.path.join(out_dir, "report.json"), json.dumps(result, indent=1) + "\n")
         return result

@@ -211,8 +211,10 @@ def cmd_generate(args):
         out = Path(args.output)
         print(f"wrote {out / (net.name + '.v')} and {out / 'report.json'}: "
               f"{len(result['layers'])} layer(s) folded by {fold}, {total['multipliers']} "
-              f"multiplier(s), {total['adders']} adders, {total['cycles_per_vector']} cycles "
-              f"per vector, latency {total['latency']} cycles")
+              f"multiplier(s), {total['adders']} adders, "
+              + (f"{total['cycles_per_vector']} cycles per vector, latency {total['latency']} "
+                 "cycles" if "note" not in total else
+                 f"{total['line_buffer_bits']} line buffer bits ({total['note']})"))
         return
     out = Path(args.output)
     print(f"wrote {out / (net.name + '.v')} and {out / 'report.json'}: "
@@ -300,7 +302,7 @@ def _simulate_network(args):
         _not_an_input(args.outputs, "--outputs", args.design, args.inputs)
     net = load(args.design)
     try:
-        check_fold(args.fold or 1, net)
+        check_fold(args.fold or 1, net, convolutions=True)
     except ValueError as e:
         raise UserError(f"--fold: {e}") from None
     vectors = args.vectors
