@@ -57,26 +57,16 @@ def _summary(family, utilization, cells):
     return summary
 
 
-def _core_report(net, fold, levels_per_stage):
-    """The report of the network's core: fully parallel for ``fold = 1``, else folded."""
-    from ..hw import check_fold, folded_report
-    from ..hw.generate import report
+def _core(net, fold, levels_per_stage, component=True):
+    """The network's core (a component, fully parallel for ``fold = 1``, else folded) and its
+    report; only the report (and ``None``) without ``component``."""
+    from ..hw.generate import cost, hardware
     try:
-        check_fold(fold, net)
+        if component:
+            return hardware(net, fold=fold, levels_per_stage=levels_per_stage)
+        return None, cost(net, fold=fold, levels_per_stage=levels_per_stage)
     except ValueError as e:
         raise BoardBuildError(f"--fold: {e}") from None
-    if fold > 1:
-        return folded_report(net, fold)
-    return report(net, levels_per_stage=levels_per_stage)
-
-
-def _core(net, fold, levels_per_stage):
-    """The network's core (a component) and its report."""
-    from ..hw import FoldedNetwork, StrassenNetwork
-    core_report = _core_report(net, fold, levels_per_stage)
-    if fold > 1:
-        return FoldedNetwork(net, fold), core_report
-    return StrassenNetwork(net, levels_per_stage=levels_per_stage), core_report
 
 
 def build_board(net, board, out_dir, *, fold=None, baud=DEFAULT_BAUD, levels_per_stage=2,
@@ -112,10 +102,7 @@ def build_board(net, board, out_dir, *, fold=None, baud=DEFAULT_BAUD, levels_per
     say = say or (lambda line: None)
     tried = []
     for candidate in FOLDS:
-        try:
-            core_report = _core_report(net, candidate, levels_per_stage)
-        except BoardBuildError:
-            break                             # convolutions: fold 1 only
+        _, core_report = _core(net, candidate, levels_per_stage, component=False)
         bits = core_report["total"]["register_bits"]
         if bits > spec.flip_flops:
             reason = (f"{bits:,} register bits, more than the {spec.flip_flops:,} "

@@ -7,12 +7,12 @@ from tqdm import tqdm
 
 from ..frozen import atomic_write
 from .conv import conv_cycles, line_buffer_bits, patch_bank_bits
-from .folded import FoldedPlan, folded_report, generate_folded_verilog
+from .folded import FoldedNetwork, FoldedPlan, folded_report, generate_folded_verilog
 from .layer import LayerPlan
 from .network import StrassenNetwork
 from .tree import convert
 
-__all__ = ["generate_verilog", "generate", "report", "plan", "check_fold"]
+__all__ = ["generate_verilog", "generate", "report", "plan", "check_fold", "cost", "hardware"]
 
 _TOTALS = ("multipliers", "products_shift", "products_zero", "adders", "adders_unshared",
            "register_bits", "latency")
@@ -51,16 +51,32 @@ def _report(name, plans, net=None):
     return {"name": name, "layers": layers, "total": total}
 
 
-def check_fold(fold, net=None, *, convolutions=False):
-    """``fold`` as an int, or ``ValueError`` naming the problem: a positive integer, and 1
-    for a network with convolutions unless ``convolutions`` (generate and simulate fold them;
-    board builds do not yet)."""
+def check_fold(fold, net=None):
+    """``fold`` as an int, or ``ValueError`` naming the problem (a positive integer)."""
     if isinstance(fold, bool) or not isinstance(fold, int) or fold < 1:
         raise ValueError(f"fold must be a positive integer, not {fold!r}")
-    if fold > 1 and not convolutions and net is not None and _has_conv(net):
-        raise ValueError(f"fold {fold}: boards take networks with convolutions at fold 1 "
-                         "only (generate and simulate fold them)")
     return fold
+
+
+def cost(net, *, fold=1, levels_per_stage=2):
+    """The cost report of ``net`` built for ``fold`` (what :func:`generate` writes), without
+    building it."""
+    if check_fold(fold) == 1:
+        return report(net, levels_per_stage=levels_per_stage)
+    return _folded_conv_report(net, fold) if _has_conv(net) else folded_report(net, fold)
+
+
+def hardware(net, *, fold=1, levels_per_stage=2):
+    """``(component, report)``: the hardware of ``net`` for ``fold`` as one stream component
+    (:class:`StrassenNetwork`, or :class:`~.folded.FoldedNetwork` for a folded network of
+    linear layers) and its :func:`cost`."""
+    if check_fold(fold) == 1:
+        top = StrassenNetwork(net, levels_per_stage=levels_per_stage)
+    elif _has_conv(net):
+        top = StrassenNetwork(net, fold=fold)
+    else:
+        top = FoldedNetwork(net, fold)
+    return top, cost(net, fold=fold, levels_per_stage=levels_per_stage)
 
 
 def _has_conv(net):
@@ -136,7 +152,7 @@ def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog", fo
     directly from the adder graphs (:mod:`.tree`), which keeps large layers fast;
     ``trees="amaranth"`` converts everything through Amaranth (slow for large layers).
     """
-    if check_fold(fold, net, convolutions=True) > 1 and not _has_conv(net):
+    if check_fold(fold) > 1 and not _has_conv(net):
         return generate_folded_verilog(net, fold)
     if fold > 1:
         top = StrassenNetwork(net, fold=fold)
@@ -152,7 +168,7 @@ def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", p
     vector, the multipliers and adders that physically exist, multiplications per
     inference; with convolutions per window, and no cycles per image: ``total["note"]``).
     ``progress`` shows the steps on stderr."""
-    if check_fold(fold, net, convolutions=True) > 1:
+    if check_fold(fold) > 1:
         with tqdm(total=1, desc="Verilog", disable=not progress, leave=False) as bar:
             text = generate_verilog(net, fold=fold)
             bar.update()

@@ -302,7 +302,7 @@ def _simulate_network(args):
         _not_an_input(args.outputs, "--outputs", args.design, args.inputs)
     net = load(args.design)
     try:
-        check_fold(args.fold or 1, net, convolutions=True)
+        check_fold(args.fold or 1, net)
     except ValueError as e:
         raise UserError(f"--fold: {e}") from None
     vectors = args.vectors

@@ -12,6 +12,7 @@ from test_hw_conv import _chain, _extremes, _run
 
 from strassen_hw.frozen import Format, FrozenNetwork, random_network
 from strassen_hw.hw import StrassenNetwork, check_fold, generate, generate_verilog
+from strassen_hw.hw.generate import cost, hardware
 from strassen_hw.hw.conv import StreamingConv
 from strassen_hw.hw.folded import FoldedLayer
 from strassen_hw.reference import forward
@@ -65,9 +66,9 @@ def test_folded_chain_in_amaranth_sim(fold):
 
 def test_folded_conv_generate_and_report(tmp_path):
     net = _chain()
-    assert check_fold(3, net, convolutions=True) == 3
-    with pytest.raises(ValueError, match="boards take networks with convolutions at fold 1"):
-        check_fold(3, net)                                # board builds: fold 1 only
+    assert check_fold(3, net) == 3
+    component, report = hardware(net, fold=3)
+    assert isinstance(component, StrassenNetwork) and report == cost(net, fold=3)
     text = generate_verilog(net, fold=3)
     assert text == generate_verilog(_chain(), fold=3)
     assert text != generate_verilog(net)
