@@ -144,6 +144,17 @@ def test_report_and_deterministic_verilog():
 
 
 @pytest.mark.verilator
+@pytest.mark.parametrize("case", [0, 2, 4, 5], ids=lambda k: f"case{k}")
+def test_odd_conv_layers_under_verilator(case):
+    """1 channel and 3×5 images, kernel 1 and 3, p = 1 and 2, groups, padding and none,
+    stride 2, max and average pooling: every output bit against the reference, with stalls."""
+    from strassen_hw.sim import check, test_vectors
+    rng = np.random.default_rng(len(str(CASES[case])))
+    net = FrozenNetwork(f"conv{case}", Format(4, True), [_random_conv(rng, *CASES[case])])
+    check(net, test_vectors(net, 100, seed=case), seed=case, stalls=True)
+
+
+@pytest.mark.verilator
 def test_chain_under_verilator():
     from strassen_hw.sim import check, test_vectors
     net = _chain()
