@@ -16,6 +16,14 @@ A small run (a few minutes on a loaded 2-core machine, shorter training)::
     .venv/bin/python benchmarks/sweep_digits.py --hidden 32,64 --r 8,5 --r 16,10 \\
         --seeds 0 --epochs 20,20,20,10 --baselines 32 --out docs/sweep-small
 
+The sweep that chose the demo's default (five seeds, only seed 0 synthesized; it prints the
+mean teacher and frozen accuracy of each point, their gap and its logic cells; about 15
+minutes)::
+
+    .venv/bin/python benchmarks/sweep_digits.py --hidden 24,32,64 --r 12,8 --r 16,8 \\
+        --r 16,10 --r 20,8 --r 24,8 --r 20,12 --seeds 0-4 --synth-seeds 0 \\
+        --out docs/sweep-default
+
 The full sweep (hours)::
 
     .venv/bin/python benchmarks/sweep_digits.py --hidden 32,64,128 --r 4,3 --r 8,5 \\
@@ -36,9 +44,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from digits_seeds import _seeds  # noqa: E402
 
 
-def _point(hidden, r, seed, epochs, device, cache_dir, cache, baselines):
-    """The cached row of one point (trained, frozen, generated, synthesized)."""
-    key = json.dumps([hidden, list(r), seed, list(epochs), device, baselines])
+def _point(hidden, r, seed, epochs, device, cache_dir, cache, baselines, synth=True):
+    """The cached rows of one point (trained, frozen, and unless ``synth`` is false generated
+    and synthesized; without synthesis one row with the accuracies and null silicon figures)."""
+    key = json.dumps([hidden, list(r), seed, list(epochs), device, baselines]
+                     + ([] if synth else ["accuracy only"]))
     path = Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -61,8 +71,15 @@ def _point(hidden, r, seed, epochs, device, cache_dir, cache, baselines):
     net, _ = freeze(result.student, data.x_train, name="digits",
                     input_format=data.input_format, input_scale=data.input_scale)
     acc = float(np.mean(forward(net, data.x_test).argmax(1) == data.y_test))
-    rows = [measure(Variant("strassen", net, acc), device, progress=True)]
-    if baselines:
+    if synth:
+        rows = [measure(Variant("strassen", net, acc), device, progress=True)]
+    else:
+        from strassen_hw.demo import strassen_counts
+        rows = [{"variant": "strassen", "device": device, "accuracy": acc,
+                 "multipliers": strassen_counts(net)[0], "adders": None,
+                 "logic_cells": None, "dsps": None, "generate_seconds": None,
+                 "tool_seconds": None}]
+    if baselines and synth:
         settings = {"hidden": hidden, "r": r, "teacher_epochs": epochs[0],
                     "phase_epochs": epochs[1:]}
         rows += [measure(v, device, progress=True)
@@ -75,20 +92,49 @@ def _point(hidden, r, seed, epochs, device, cache_dir, cache, baselines):
     return rows
 
 
+def _cell(value, spec):
+    width = int(spec.rstrip(",f").split(".")[0])
+    return " " * (width - 1) + "-" if value is None else format(value, spec)
+
+
+def _summary(rows):
+    """Print one line per (hidden, r) of the Strassen rows: means over the seeds of the
+    teacher's and the frozen network's accuracy, their gap, and the synthesized seeds' logic
+    cells; return ``{(hidden, r): (mean teacher, mean frozen accuracy, seeds)}``."""
+    points = {}
+    for row in rows:
+        if row["variant"] == "strassen":
+            points.setdefault((row["hidden"], tuple(row["r"])), []).append(row)
+    print(f"\n{'hidden':>6} {'r':>7} {'seeds':>5} {'mults':>5} {'teacher %':>9} "
+          f"{'frozen %':>8} {'gap':>6} {'LC':>7}")
+    for (hidden, r), mine in points.items():
+        teacher = 100 * np.mean([row["teacher"] for row in mine])
+        frozen = 100 * np.mean([row["accuracy"] for row in mine])
+        cells = [row["logic_cells"] for row in mine if row["logic_cells"] is not None]
+        mults = max(row["multipliers"] for row in mine)
+        print(f"{hidden:6} {r[0]:3},{r[1]:<3} {len(mine):5} {mults:5} "
+              f"{teacher:9.2f} {frozen:8.2f} {teacher - frozen:6.2f} "
+              f"{_cell(min(cells) if cells else None, '7,')}")
+    print()
+    return {key: (np.mean([row["teacher"] for row in mine]),
+                  np.mean([row["accuracy"] for row in mine]), len(mine))
+            for key, mine in points.items()}
+
+
 def plot_cells(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
-    teacher = 100 * np.mean([r["teacher"] for r in rows])
+    teacher = 100 * np.mean([r.get("mean_teacher", r["teacher"]) for r in rows])
     markers = {"strassen": ("o", "tab:blue"), "twn": ("s", "tab:green"),
                "dense": ("^", "tab:red")}
     for label, (marker, color) in markers.items():
-        mine = [r for r in rows if r["variant"] == label]
+        mine = [r for r in rows if r["variant"] == label and r["logic_cells"] is not None]
         if not mine:
             continue
-        acc = [100 * r["accuracy"] for r in mine]
+        acc = [100 * r.get("mean_accuracy", r["accuracy"]) for r in mine]
         left.scatter([r["logic_cells"] for r in mine], acc, marker=marker, color=color,
                      label=label)
         right.scatter([r["multipliers"] for r in mine], acc, marker=marker, color=color,
@@ -104,7 +150,7 @@ def plot_cells(rows, path):
         ax.axhline(teacher - 0.5, color="black", lw=0.8, ls=":", label="teacher − 0.5 point")
         ax.set_xscale("log")
         ax.set_xlabel(what)
-        ax.set_ylabel("frozen test accuracy (%), 360 images")
+        ax.set_ylabel("frozen test accuracy (%), mean of the seeds")
         ax.grid(alpha=0.3)
     left.legend(fontsize=7, loc="lower right")
     fig.suptitle("Digits MLP 64→hidden→10: silicon against accuracy (labels: hidden: r1,r2)",
@@ -144,6 +190,9 @@ def main():
     parser.add_argument("--epochs", default="60,60,60,30",
                         help="teacher and the three phases (default: the demo's)")
     parser.add_argument("--device", default="up5k")
+    parser.add_argument("--synth-seeds", type=_seeds, default=None, metavar="SEEDS",
+                        help="synthesize only these seeds' networks (default: every seed); "
+                             "the others are trained and frozen for their accuracy")
     parser.add_argument("--baselines", nargs="?", const="all", default=None, metavar="H,...",
                         help="also the dense int8 and TWN networks of each trained model "
                              "(of the hidden widths H only, when given)")
@@ -166,8 +215,9 @@ def main():
                 baselines = args.baselines == "all" or (
                     args.baselines is not None
                     and str(hidden) in args.baselines.split(","))
+                synth = args.synth_seeds is None or seed in args.synth_seeds
                 for row in _point(hidden, r, seed, epochs, args.device, cache_dir, cache,
-                                  baselines):
+                                  baselines, synth):
                     same = (row["variant"], hidden, seed)
                     if row["variant"] != "strassen" and same in seen:
                         continue      # the baselines do not depend on r: once per width
@@ -175,9 +225,16 @@ def main():
                     rows.append(row)
                     print(f"{hidden:6} {r[0]:3},{r[1]:<3} {seed:4} {row['variant']:8} "
                           f"{100 * row['accuracy']:6.2f} {row['multipliers']:5} "
-                          f"{row['adders']:6,} {row['logic_cells']:7,} {row['dsps']:4} "
-                          f"{row['generate_seconds']:6.1f} {row['tool_seconds']:7.1f} "
-                          f"{row['train_seconds']:7.1f}", flush=True)
+                          + " ".join(_cell(row[k], f) for k, f in (
+                              ("adders", "6,"), ("logic_cells", "7,"), ("dsps", "4"),
+                              ("generate_seconds", "6.1f"), ("tool_seconds", "7.1f")))
+                          + f" {row['train_seconds']:7.1f}", flush=True)
+    means = _summary(rows)
+    rows = [r for r in rows if r["logic_cells"] is not None]
+    for row in rows:      # the plot shows a point's mean over its seeds
+        if row["variant"] == "strassen":
+            teacher, acc, seeds = means[row["hidden"], tuple(row["r"])]
+            row.update(mean_teacher=float(teacher), mean_accuracy=float(acc), seeds=seeds)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_cells(rows, f"{out}-cells.png")

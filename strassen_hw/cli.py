@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .demo import CNN as _DEMO_CNN
+from .demo import DEFAULT as _DEMO_MLP
 from .demo import MODELS as _DEMO_MODELS
 from .frozen import FrozenError
 
@@ -457,7 +458,7 @@ def _train_config(args):
     cnn = args.model == "cnn"
     if not cnn and (args.p is not None or args.batch_norm is not None):
         raise UserError("--p and --batch-norm apply to --model cnn only; remove them")
-    products = args.products or (_CNN_PRODUCTS if cnn else (48, 30))
+    products = args.products or (_CNN_PRODUCTS if cnn else _DEMO_MLP["r"])
     want = 3 if cnn else 2
     if len(products) != want or min(products) < 1:
         raise UserError(f"--products {','.join(map(str, products))}: give "
@@ -846,11 +847,12 @@ def build_parser():
     p.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
                    help="mlp (64-hidden-10, default) or cnn (two 3×3 convolutions with max "
                         "pooling, then a linear classifier)")
-    p.add_argument("--hidden", type=int, default=128, help="hidden width (default 128)")
+    p.add_argument("--hidden", type=int, default=_DEMO_MLP["hidden"],
+                   help=f"hidden width (default {_DEMO_MLP['hidden']}, the demo's)")
     # not "--r": torchrun would take it for an abbreviation of its own options
     p.add_argument("--products", type=_int_list, default=None, metavar="R1,R2[,R3]",
                    help="r per Strassen layer: of the hidden and the output layer (default "
-                        "48,30); cnn: of conv 1, conv 2 and the classifier, per output patch "
+                        f"{','.join(map(str, _DEMO_MLP['r']))}, the demo's); cnn: of conv 1, conv 2 and the classifier, per output patch "
                         "for a convolution (default 8,16,10)")
     p.add_argument("--p", type=_int_list, default=None, metavar="P1,P2",
                    help="cnn: output patch side of conv 1 and conv 2 (default 2,2)")
