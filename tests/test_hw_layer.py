@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
+from stream_bench import run_streams
 
 from strassen_hw.frozen import Format, FrozenLayer, FrozenNetwork, random_network
 from strassen_hw.hw import StrassenNetwork
@@ -13,36 +13,9 @@ INT8 = Format(8, True)
 
 
 def _run(dut, inputs, *, stall=0.0, seed=0):
-    """Feed ``inputs`` (N, n_in) into ``dut.i`` and collect the vectors that leave ``dut.o``.
-
-    ``stall`` is the probability that the input is not valid / the output not ready in a cycle.
-    Runs until N vectors came out or long after they should have, then returns them (N', n_out).
-    """
-    rng = np.random.default_rng(seed)
-    got = []
+    """:func:`stream_bench.run_streams` with a cycle limit from the latency and the stalls."""
     limit = int((len(inputs) + dut.latency + 10) / max(1e-9, (1 - stall) ** 2)) + 50
-
-    async def bench(ctx):
-        sent = 0
-        for _ in range(limit):
-            valid = sent < len(inputs) and rng.random() >= stall
-            ready = rng.random() >= stall
-            if sent < len(inputs):
-                ctx.set(dut.i.payload, [int(v) for v in inputs[sent]])
-            ctx.set(dut.i.valid, valid)
-            ctx.set(dut.o.ready, ready)
-            if valid and ctx.get(dut.i.ready):
-                sent += 1
-            if ready and ctx.get(dut.o.valid):
-                payload = ctx.get(dut.o.payload)
-                got.append([int(payload[k]) for k in range(len(payload))])
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    return np.array(got, dtype=np.int64).reshape(len(got), -1)
+    return run_streams(dut, inputs, stall=stall, seed=seed, limit=limit)
 
 
 def _inputs(net, count=24, seed=0):
