@@ -7,7 +7,7 @@ platform, which supplies the clock (the board oscillator) and the power-on reset
 """
 
 from amaranth.hdl import Elaboratable, Module, Signal, Value
-from amaranth.lib import io, wiring
+from amaranth.lib import fifo, io, wiring
 from amaranth.lib.wiring import In, Out
 
 from .link import FrameLink
@@ -78,12 +78,19 @@ class BoardLogic(wiring.Component):
         m.submodules.link = link = FrameLink(self.in_bytes, self.out_bytes, self.divisor,
                                              self.timeout)
         in_bits = len(Value.cast(core.i.payload))
+        # The answers wait in a small FIFO: the core's ready (the clock enable of a whole
+        # parallel pipeline, thousands of flip-flops) then comes from a register of the FIFO,
+        # not through the transmitter's logic.
+        m.submodules.answers = answers = fifo.SyncFIFOBuffered(
+            width=len(Value.cast(core.o.payload)), depth=2)
         m.d.comb += [
             link.rx.eq(self.rx), self.tx.eq(link.tx),
             core.i.payload.eq(link.o.payload[:in_bits]),
             core.i.valid.eq(link.o.valid), link.o.ready.eq(core.i.ready),
-            link.i.payload.eq(Value.cast(core.o.payload)),
-            link.i.valid.eq(core.o.valid), core.o.ready.eq(link.i.ready),
+            answers.w_data.eq(Value.cast(core.o.payload)),
+            answers.w_en.eq(core.o.valid), core.o.ready.eq(answers.w_rdy),
+            link.i.payload.eq(answers.r_data),
+            link.i.valid.eq(answers.r_rdy), answers.r_en.eq(link.i.ready),
         ]
         blink = Signal(max(1, self.clock_hz.bit_length() - 1))
         m.d.sync += blink.eq(blink + 1)
