@@ -183,6 +183,7 @@ def test_twn_linear_by_hand_and_phases():
         layer.bias.copy_(torch.tensor([1.0, -1.0]))
     x = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
     # full precision: (2 + 0.2 - 6, 2 + 9) ⊙ g + b = (-1.9 + 1, 22 - 1)
+    # the float training model, not hardware: 0.1 has no exact binary value, so -0.9 is approx
     assert layer(x).tolist() == [[pytest.approx(-0.9), 21.0]]
     set_phase(nn.Sequential(layer), "quantized")
     # row 0: Δ = 0.7·4.1/3 = 0.957, T = (1, 0, -1), α = 2; row 1: Δ = 0.933, T = (0, 1, 1),

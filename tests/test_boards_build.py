@@ -28,7 +28,7 @@ def test_icebreaker_bitstream_and_report(tmp_path, capsys):
     assert report["clock_mhz"] == 12 and report["fmax_mhz"] >= 12 and report["timing_met"]
     assert report["network"]["total"]["multipliers"] == use["dsps"]["used"]
     # 8 input bytes + start, length (2), CRC = 12 bytes of 10 bits; answers are 4 + 5 bytes
-    assert report["link"]["vectors_per_s"] == pytest.approx(115200 / 10 / 12, abs=0.1)
+    assert report["link"]["vectors_per_s"] == round(115200 / 10 / 12, 1)   # rounded to 0.1
 
 
 def test_too_many_multipliers_for_the_up5k(tmp_path, capsys):

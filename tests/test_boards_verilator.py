@@ -110,6 +110,8 @@ def _cached_digits():
 def test_digits_images_through_uart_pins():
     found = _cached_digits()
     if found is None:
+        # training the digits network here would add a minute; the pins, frames and error
+        # recovery are proven on random networks by the tests above whatever the cache holds
         pytest.skip("no cached digits checkpoint (run 'strassen-hw demo' once)")
     net, data = found
     x = data.x_test[:6]
