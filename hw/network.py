@@ -71,14 +71,15 @@ class StrassenNetwork(wiring.Component):
     trees : list of TernaryAdderTree
         Those of every parallel layer, in order.
     depths : dict
-        The depth of each skip FIFO, by ``(add node, input index)``.
+        The depth of each skip FIFO, by ``(add node, input index)`` (:func:`skip_depths`,
+        unless ``skip_depth`` gives some: a dict of the same form, for experiments).
     latency : int or None
         Cycles from an accepted input vector to its output vector without stalls, for a chain
         of parallel linear layers; None otherwise.
     """
 
     def __init__(self, net, *, levels_per_stage=2, share=True, trees="verilog", plans=None,
-                 fold=1):
+                 fold=1, skip_depth=None):
         self.net = net
         if isinstance(plans, (list, tuple)):
             names = [n.name for n in net.nodes if n.KIND in ("linear", "conv")]
@@ -175,7 +176,7 @@ class StrassenNetwork(wiring.Component):
                                  shape[-1] if image else shape[0])
                 streams = []
                 for k, (stream, _) in enumerate(taken):
-                    depth = depths[(node.name, k)]
+                    depth = (skip_depth or {}).get((node.name, k), depths[(node.name, k)])
                     self.depths[(node.name, k)] = depth
                     skip = SkipFifo(_sig(stream, top_sig), depth)
                     self._add_stage(f"skip_{node.name}_{k}", skip)
@@ -244,8 +245,11 @@ def skip_depths(net, plans=None, levels_per_stage=2, fold=1, items=3):
     vector, a convolution's rows needed per patch row and its patch latency, a pool's window)
     runs ``items`` inferences into the network at one vector per clock, nothing stalled. On each
     ``add`` input, the FIFO must hold what has arrived there and not yet been taken, because the
-    add waits for its slowest input: the depth is the most that ever waits (at least 1). With
-    that depth no FIFO fills, so the fork before the paths never stalls the slower one."""
+    add waits for its slowest input: the depth is the most that ever waits (at least 1), plus
+    two for :class:`amaranth.lib.fifo.SyncFIFOBuffered` (a written entry is readable one cycle
+    later, and a full FIFO takes no write in the cycle it is read). With that depth no FIFO
+    fills, so the fork before the paths never stalls the slower one; one entry less on a
+    pipeline diamond costs throughput (``tests/test_hw_graph_network.py``)."""
     from .layer import LayerPlan
     plans = dict(plans or {})
     times = {}
@@ -305,10 +309,14 @@ def skip_depths(net, plans=None, levels_per_stage=2, fold=1, items=3):
                     while first < len(arrivals) and arrivals[first] <= when:
                         first += 1
                     waiting = max(waiting, first - j)
-                depths[(node.name, k)] = waiting
+                depths[(node.name, k)] = waiting + _FIFO_SLACK
             out = _pipe(taken, 1, 1)
         times[node.name] = out
     return depths
+
+
+#: Entries a :class:`~.nodes.SkipFifo` needs beyond the transfers waiting in it (skip_depths).
+_FIFO_SLACK = 2
 
 
 def _latency(node, net, plans, levels_per_stage, fold):
