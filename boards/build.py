@@ -9,6 +9,8 @@ from ..toolchain import ToolchainError, build_options, run_plan
 from . import get_board
 from .top import DEFAULT_BAUD, BoardTop
 
+from strassen_hw.errors import StrassenHWError
+
 __all__ = ["BoardBuildError", "DoesNotFit", "FOLDS", "build_board", "link_throughput"]
 
 #: The folds ``build`` tries, smallest first, when none is given.
@@ -25,7 +27,7 @@ _WHAT = {"logic_cells": "logic cells", "ffs": "flip-flops", "dsps": "DSP blocks"
          "rams": "block RAMs", "sprams": "SPRAMs"}
 
 
-class BoardBuildError(RuntimeError):
+class BoardBuildError(StrassenHWError, RuntimeError):
     """The build failed, or its result does not fit or meet the clock; one line."""
 
 

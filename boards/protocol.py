@@ -22,6 +22,8 @@ used by the hardware (:mod:`strassen_hw.boards.link`).
 
 from dataclasses import dataclass
 
+from strassen_hw.errors import StrassenHWError
+
 __all__ = ["REQUEST_START", "RESPONSE_START", "KIND_RESULT", "KIND_ERROR", "ERRORS",
            "ProtocolError", "Frame", "FrameDecoder", "crc8", "encode_request",
            "encode_response"]
@@ -78,7 +80,7 @@ def encode_response(kind, payload):
     return bytes([RESPONSE_START]) + _body((kind,), payload)
 
 
-class ProtocolError(RuntimeError):
+class ProtocolError(StrassenHWError, RuntimeError):
     """A frame that cannot be read; the message is one line."""
 
 

@@ -9,7 +9,7 @@ from ..frozen import atomic_write
 from .conv import conv_cycles, line_buffer_bits, patch_bank_bits
 from .folded import FoldedNetwork, FoldedPlan, folded_report, generate_folded_verilog
 from .layer import LayerPlan
-from .network import StrassenNetwork
+from .network import StrassenNetwork, check_buildable
 from .tree import convert
 
 __all__ = ["generate_verilog", "generate", "report", "plan", "check_fold", "cost", "hardware"]
@@ -134,7 +134,10 @@ def _folded_conv_report(net, fold):
 
 
 def plan(net, *, levels_per_stage=2, share=True, progress=False):
-    """The :class:`LayerPlan` of every layer of ``net`` (adder graphs, folding, schedule)."""
+    """The :class:`LayerPlan` of every layer of ``net`` (adder graphs, folding, schedule).
+    A network whose hardware cannot be built (:func:`~.network.check_buildable`) is refused
+    first, in one line."""
+    check_buildable(net)
     layers = [(node.layer.patch if node.KIND == "conv" else node.layer,
                net.format_of(node.inputs[0]))
               for node in net.nodes if node.KIND in ("linear", "conv")]

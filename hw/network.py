@@ -23,9 +23,64 @@ from amaranth.lib.wiring import In, Out
 from .conv import PixelDeserializer, PixelSerializer, PoolStream, StreamingConv
 from .folded import FoldedLayer, _Latch
 from .layer import StrassenLayer
+from .conv import line_buffer_bits, patch_bank_bits
 from .nodes import AddStream, Fork, GlobalPool, SkipFifo, stream_of
+from ..errors import HardwareError
+from ..graph import size
 
-__all__ = ["StrassenNetwork", "fold_of", "skip_depths"]
+__all__ = ["StrassenNetwork", "fold_of", "skip_depths", "check_buildable", "MAX_STREAM_BITS",
+           "MAX_BUFFER_BITS", "MAX_WINDOW_MUX"]
+
+#: Widest stream payload (one vector, or one pixel): Amaranth makes no wire wider.
+MAX_STREAM_BITS = 1 << 16
+#: Most window-multiplexer inputs of one convolution (window pixels × line-buffer rows × image
+#: width): each window pixel is picked out of the line buffer by a multiplexer that large.
+MAX_WINDOW_MUX = 1 << 17
+#: Most bits of image buffers (line buffers and patch banks) in one network: 2^24, far more
+#: than any FPGA holds, and what generation finishes in bounded time and memory.
+MAX_BUFFER_BITS = 1 << 24
+
+
+def check_buildable(net):
+    """Raise :class:`~strassen_hw.errors.HardwareError` (one line) unless every stream of
+    ``net``'s hardware fits :data:`MAX_STREAM_BITS` and its image buffers
+    :data:`MAX_BUFFER_BITS`; checked before anything is built, so that a valid but enormous
+    network is refused at once rather than generated for minutes."""
+    def vector(what, n, fmt):
+        bits = n * fmt.width
+        if bits > MAX_STREAM_BITS:
+            raise HardwareError(
+                f"network '{net.name}': {what} is {n:,} values × {fmt.width} bits = {bits:,} "
+                f"bits, wider than one stream transfer can carry ({MAX_STREAM_BITS:,}); make "
+                "it smaller (pool or flatten fewer pixels) or split the network")
+    vector("the input vector", net.n_in, net.input)
+    vector("the output vector", net.n_out, net.output)
+    buffers = 0
+    for node in net.nodes:
+        fmt_in = net.format_of(node.inputs[0])
+        if node.KIND == "linear":
+            vector(f"the input of node '{node.name}'", node.layer.n_in, fmt_in)
+            vector(f"the output of node '{node.name}'", node.layer.n_out, node.layer.output)
+        elif node.KIND == "flatten":
+            vector(f"node '{node.name}'", size(net.shape_of(node.name)), fmt_in)
+        elif node.KIND == "conv":
+            vector(f"the window of node '{node.name}'", node.layer.patch.n_in, fmt_in)
+            vector(f"the patch of node '{node.name}'", node.layer.patch.n_out,
+                   node.layer.output)
+            g = node.layer.geometry
+            mux = g.window[0] * g.window[1] * g.window[0] * g.width
+            if mux > MAX_WINDOW_MUX:
+                raise HardwareError(
+                    f"network '{net.name}': node '{node.name}' picks its "
+                    f"{g.window[0]}×{g.window[1]} window out of {g.window[0]} rows of "
+                    f"{g.width} pixels: {mux:,} multiplexer inputs, more than "
+                    f"{MAX_WINDOW_MUX:,}; use a smaller patch p, stride or kernel, or a "
+                    "narrower image")
+            buffers += line_buffer_bits(node.layer, fmt_in) + patch_bank_bits(node.layer)
+    if buffers > MAX_BUFFER_BITS:
+        raise HardwareError(f"network '{net.name}': its line buffers and patch banks need "
+                            f"{buffers:,} bits, more than {MAX_BUFFER_BITS:,}; use smaller "
+                            "images, fewer channels or a smaller patch p")
 
 
 def fold_of(fold, name):
@@ -80,6 +135,7 @@ class StrassenNetwork(wiring.Component):
 
     def __init__(self, net, *, levels_per_stage=2, share=True, trees="verilog", plans=None,
                  fold=1, skip_depth=None):
+        check_buildable(net)
         self.net = net
         if isinstance(plans, (list, tuple)):
             names = [n.name for n in net.nodes if n.KIND in ("linear", "conv")]

@@ -21,6 +21,8 @@ from strassen_hw.toolchain import elapsed
 
 from .tools import find_verilator
 
+from strassen_hw.errors import StrassenHWError
+
 __all__ = ["BuildError", "cache_dir", "build"]
 
 #: Environment variable naming the build cache (default ``~/.cache/strassen-hw/verilator``).
@@ -37,7 +39,7 @@ _PORTS = ("clk", "rst", "i__valid", "i__ready", "i__payload", "o__valid", "o__re
           "o__payload")
 
 
-class BuildError(RuntimeError):
+class BuildError(StrassenHWError, RuntimeError):
     """Verilator or the C++ compiler failed; the message is one line naming the log."""
 
 

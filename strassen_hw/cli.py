@@ -14,6 +14,7 @@ import numpy as np
 from .demo import CNN as _DEMO_CNN
 from .demo import DEFAULT as _DEMO_MLP
 from .demo import MODELS as _DEMO_MODELS
+from .errors import StrassenHWError
 from .frozen import FrozenError
 
 __all__ = ["main"]
@@ -936,7 +937,7 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         status = args.func(args)
-    except (UserError, FrozenError) as e:
+    except (UserError, StrassenHWError) as e:
         return _error(e)
     except OSError as e:          # a file that cannot be read or written
         return _error(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else e)

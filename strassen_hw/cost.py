@@ -26,13 +26,15 @@ from dataclasses import dataclass, replace
 
 from .toolchain import ToolchainError, run_plan
 
+from .errors import StrassenHWError
+
 __all__ = ["Device", "DEVICES", "Variant", "CostError", "measure", "cost_report",
            "synthesize_module", "place_and_route",
            "format_table", "digits_accuracy", "baseline_variants", "harness_verilog",
            "ASIC_SCRIPT"]
 
 
-class CostError(RuntimeError):
+class CostError(StrassenHWError, RuntimeError):
     """A tool failed, ran out of time or is missing, or a variant cannot be made; one line."""
 
 

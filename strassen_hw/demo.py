@@ -19,13 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import StrassenHWError
+
 __all__ = ["DEFAULT", "QUICK", "CNN", "CNN_QUICK", "MODELS", "VARIANTS", "Row", "DemoError",
            "run_demo", "digits_variants",
            "train_or_load", "format_table", "rows_to_json", "dense_counts", "strassen_counts",
            "default_cache_dir"]
 
 
-class DemoError(RuntimeError):
+class DemoError(StrassenHWError, RuntimeError):
     """The hardware disagreed with the reference (or another step failed); one line."""
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import StrassenHWError
+
 __all__ = ["FORMAT", "ROUNDING", "KINDS", "MAX_SHIFT", "MAX_NAME", "FrozenError", "Format",
            "check_name", "signed_width"]
 
@@ -53,7 +55,7 @@ union unique unique0 unsigned until until_with untyped use uwire var vectored vi
 wait_order wand weak weak0 weak1 while wildcard wire with within wor xnor xor
 """.split())
 
-class FrozenError(ValueError):
+class FrozenError(StrassenHWError, ValueError):
     """A frozen network is malformed. The message is one line naming the problem and the fix."""
 
 

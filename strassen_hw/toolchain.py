@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import StrassenHWError
+
 __all__ = ["ToolchainError", "BuildResult", "find_command", "find_tool", "tool_environment", "build_options",
            "run_plan", "synthesize", "elapsed", "cache_dir"]
 
@@ -53,7 +55,7 @@ def _done(family):
     return _STAT if family == "yosys" else _REPORT
 
 
-class ToolchainError(RuntimeError):
+class ToolchainError(StrassenHWError, RuntimeError):
     """A tool is missing, failed or ran out of time; the message is one line.
     ``utilization`` holds what nextpnr's log said the design needs (as in
     :attr:`BuildResult.utilization`), when it got that far."""
