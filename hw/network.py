@@ -29,13 +29,16 @@ from ..errors import HardwareError
 from ..graph import size
 
 __all__ = ["StrassenNetwork", "fold_of", "skip_depths", "check_buildable", "MAX_STREAM_BITS",
-           "MAX_BUFFER_BITS", "MAX_WINDOW_MUX"]
+           "MAX_BUFFER_BITS", "MAX_WINDOW_MUX", "MAX_ROW_WORK"]
 
 #: Widest stream payload (one vector, or one pixel): Amaranth makes no wire wider.
 MAX_STREAM_BITS = 1 << 16
 #: Most window-multiplexer inputs of one convolution (window pixels × line-buffer rows × image
 #: width): each window pixel is picked out of the line buffer by a multiplexer that large.
 MAX_WINDOW_MUX = 1 << 17
+#: Most (image width × windows per patch row) of one convolution: what its generation time
+#: grows with (measured: a 1×512 image, 262,144, took 140 s; this bound, about 9 s).
+MAX_ROW_WORK = 1 << 14
 #: Most bits of image buffers (line buffers and patch banks) in one network: 2^24, far more
 #: than any FPGA holds, and what generation finishes in bounded time and memory.
 MAX_BUFFER_BITS = 1 << 24
@@ -76,6 +79,13 @@ def check_buildable(net):
                     f"{g.width} pixels: {mux:,} multiplexer inputs, more than "
                     f"{MAX_WINDOW_MUX:,}; use a smaller patch p, stride or kernel, or a "
                     "narrower image")
+            work = g.width * g.patches[1]
+            if work > MAX_ROW_WORK:
+                raise HardwareError(
+                    f"network '{net.name}': node '{node.name}' streams rows of {g.width} "
+                    f"pixels with {g.patches[1]} windows each ({work:,}, more than "
+                    f"{MAX_ROW_WORK:,}: its generation would not finish in reasonable time); "
+                    "use narrower images, a larger stride or patch p")
             buffers += line_buffer_bits(node.layer, fmt_in) + patch_bank_bits(node.layer)
     if buffers > MAX_BUFFER_BITS:
         raise HardwareError(f"network '{net.name}': its line buffers and patch banks need "
