@@ -133,6 +133,36 @@ def _folded_conv_report(net, fold):
     return {"name": net.name, "layers": layers, "total": total}
 
 
+def _mixed_report(net, fold, levels_per_stage=2, share=True):
+    """The report of ``net`` with a fold per node (``fold`` a dict): per linear and conv node
+    its parallel plan's figures, or its folded plan's (with ``fold`` its fold), as
+    :func:`report` and :func:`~.folded.folded_report` give them, and the sums."""
+    layers = []
+    for node in net.nodes:
+        if node.KIND not in ("linear", "conv"):
+            continue
+        layer, fmt = node.layer, net.format_of(node.inputs[0])
+        linear = layer.patch if node.KIND == "conv" else layer
+        f = fold.get(node.name, 1)
+        item = (FoldedPlan.make(linear, fmt, f).report() if f > 1 else
+                LayerPlan(linear, fmt, levels_per_stage, share).report())
+        windows = 1
+        if node.KIND == "conv":
+            g = layer.geometry
+            windows = g.patches[0] * g.patches[1]
+            item["conv"] = {**g.to_json(), "windows_per_image": windows,
+                            "line_buffer_bits": line_buffer_bits(layer, fmt),
+                            "patch_bank_bits": patch_bank_bits(layer)}
+        item.update(node=node.name, fold=f,
+                    multiplications_per_inference=linear.r * windows)
+        layers.append(item)
+    keys = ("multipliers", "adders", "multiplications_per_inference")
+    total = {key: sum(item[key] for item in layers) for key in keys}
+    total.update(fold=dict(fold), n_in=net.n_in, n_out=net.n_out,
+                 input=net.input.to_json(), output=net.output.to_json())
+    return {"name": net.name, "layers": layers, "total": total}
+
+
 def plan(net, *, levels_per_stage=2, share=True, progress=False):
     """The :class:`LayerPlan` of every layer of ``net`` (adder graphs, folding, schedule).
     A network whose hardware cannot be built (:func:`~.network.check_buildable`) is refused
@@ -197,11 +227,14 @@ def generate(net, out_dir, *, levels_per_stage=2, share=True, trees="verilog", p
     vector, the multipliers and adders that physically exist, multiplications per
     inference; with convolutions per window, and no cycles per image: ``total["note"]``).
     ``progress`` shows the steps on stderr."""
-    if check_fold(fold) > 1:
+    if isinstance(check_fold(fold, net), dict) or fold > 1:
         with tqdm(total=1, desc="Verilog", disable=not progress, leave=False) as bar:
-            text = generate_verilog(net, fold=fold)
+            text = generate_verilog(net, fold=fold, levels_per_stage=levels_per_stage,
+                                    share=share, trees=trees)
             bar.update()
-        result = _folded_conv_report(net, fold) if _has_conv(net) else folded_report(net, fold)
+        result = (_mixed_report(net, fold, levels_per_stage, share) if isinstance(fold, dict)
+                  else _folded_conv_report(net, fold) if _has_conv(net)
+                  else folded_report(net, fold))
         atomic_write(os.path.join(out_dir, f"{net.name}.v"), text)
         atomic_write(os.path.join(out_dir, "report.json"), json.dumps(result, indent=1) + "\n")
         return result

@@ -50,6 +50,32 @@ _FOLD = _int_type(1, 1 << 20)
 _WIDTH = _int_type(1, 32)
 
 
+def _fold_arg(text):
+    """An argparse type: ``F`` (every node) or ``NODE=F`` (one node)."""
+    name, sep, value = text.rpartition("=")
+    if sep and not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: give F or NODE=F")
+    return (name, _FOLD(value)) if sep else _FOLD(text)
+
+
+def _folds(args):
+    """``--fold`` as :func:`strassen_hw.hw.generate_verilog` takes it: 1 when not given, an
+    int for ``--fold F``, a dict for ``--fold NODE=F`` (repeatable; other nodes parallel)."""
+    given = args.fold or []
+    ints = [g for g in given if isinstance(g, int)]
+    pairs = dict(g for g in given if not isinstance(g, int))
+    if ints and pairs or len(ints) > 1:
+        raise UserError("--fold: give one --fold F (every node), or --fold NODE=F per node, "
+                        "not both")
+    if len(pairs) < len([g for g in given if not isinstance(g, int)]):
+        raise UserError("--fold: a node is named twice; give each node one fold")
+    return pairs or (ints[0] if ints else 1)
+
+
+def _folded(fold):
+    return isinstance(fold, dict) or fold > 1
+
+
 def _shape(text):
     try:
         n_in, r, n_out = (int(v) for v in text.split(","))
@@ -193,8 +219,8 @@ def cmd_generate(args):
                  "fold")
         return _generate_matmul(args)
     _not_for(args, "frozen networks", "name", "operand_width")
-    fold = args.fold or 1
-    if fold > 1:
+    fold = _folds(args)
+    if not isinstance(fold, dict) and fold > 1:
         _not_for(args, "the folded architecture (--fold > 1)", "levels_per_stage", "no_share",
                  "clock", "device")
     net = load(args.network)
@@ -209,6 +235,14 @@ def cmd_generate(args):
     except ValueError as e:
         raise UserError(f"--fold: {e}") from None
     total = result["total"]
+    if isinstance(fold, dict):
+        out = Path(args.output)
+        print(f"wrote {out / (net.name + '.v')} and {out / 'report.json'}: "
+              f"{len(result['layers'])} layer(s), "
+              + ", ".join(f"{name} folded by {f}" for name, f in fold.items())
+              + f", the others parallel; {total['multipliers']} multiplier(s), "
+              f"{total['adders']} adders")
+        return
     if fold > 1:
         out = Path(args.output)
         print(f"wrote {out / (net.name + '.v')} and {out / 'report.json'}: "
@@ -304,7 +338,7 @@ def _simulate_network(args):
         _not_an_input(args.outputs, "--outputs", args.design, args.inputs)
     net = load(args.design)
     try:
-        check_fold(args.fold or 1, net)
+        fold = check_fold(_folds(args), net)
     except ValueError as e:
         raise UserError(f"--fold: {e}") from None
     vectors = args.vectors
@@ -331,7 +365,7 @@ def _simulate_network(args):
             _save_npy(args.outputs, outputs if given is None else outputs[len(x) - len(given):])
     try:
         result = check(net, x, seed=args.seed, stalls=not args.no_stalls, waves=waves,
-                       progress=True, fold=args.fold or 1)
+                       progress=True, fold=fold)
     except Mismatch as e:
         write_outputs(e.result.outputs)
         print(f"FAIL {net.name}: {e}")
@@ -795,9 +829,10 @@ def build_parser():
                    help="with --clock: the FPGA (up5k, ecp5-25k, ecp5-45k, ecp5-85k)")
     p.add_argument("--no-share", action="store_true",
                    help="networks: no sharing of common sub-sums between rows")
-    p.add_argument("--fold", type=_FOLD, metavar="F",
+    p.add_argument("--fold", type=_fold_arg, metavar="F|NODE=F", action="append",
                    help="networks: 1 fully parallel (default, one vector per clock); F > 1 "
-                        "spreads each layer's work over about F cycles per vector")
+                        "spreads each layer's work over about F cycles per vector; NODE=F "
+                        "(repeatable) folds that linear or conv node only, the others parallel")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("simulate", help="simulate the Verilog in Verilator and check every "
@@ -816,7 +851,7 @@ def build_parser():
                    help="networks: write a VCD trace of every signal to <name>.vcd (large: "
                         "~45 MB per 1,000 vectors at 64,32,32; prints the expected size first)")
     p.add_argument("--no-stalls", action="store_true", help="no random stalls/back-pressure")
-    p.add_argument("--fold", type=_FOLD, metavar="F",
+    p.add_argument("--fold", type=_fold_arg, metavar="F|NODE=F", action="append",
                    help="networks: the architecture to simulate (see 'generate --fold')")
     p.add_argument("--operand-width", type=int, metavar="W",
                    help="solution files: signed bits of each entry of A and B (default 8)")

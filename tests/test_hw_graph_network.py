@@ -117,3 +117,23 @@ def test_one_entry_less_on_any_skip_path_costs_throughput():
     assert _cycles_for(net, 40) == 40 + latency         # one vector per clock after it
     for key, depth in depths.items():
         assert _cycles_for(net, 40, {key: depth - 1}) > 40 + latency, key
+
+
+def test_cli_folds_single_nodes_and_refuses_unknown_ones(tmp_path, capsys):
+    import json
+
+    from strassen_hw.cli import main
+    from strassen_hw.frozen import save
+    save(resnet(), tmp_path / "r.json")
+    out = tmp_path / "out"
+    assert main(["generate", str(tmp_path / "r.json"), "-o", str(out), "--fold", "b1=2",
+                 "--fold", "fc=3"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    folds = {item["node"]: item["fold"] for item in report["layers"]}
+    assert folds == {"stem": 1, "b1": 2, "b2": 1, "proj": 1, "fc": 3}
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path / "r.json"), "-o", str(tmp_path / "o2"),
+                 "--fold", "nope=2"]) == 2
+    assert "not a linear or conv node of tinyres (those are: stem, b1, b2, proj, fc)" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
