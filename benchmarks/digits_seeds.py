@@ -30,7 +30,7 @@ def measure(seed, settings, cache_dir, hardware):
     from strassen_hw.demo import train_or_load, dense_counts, strassen_counts
     from strassen_hw.reference import forward
     from strassen_hw.train import data as digits
-    from strassen_hw.train.fit import TrainConfig, accuracy
+    from strassen_hw.train.recipe import TrainConfig, accuracy
     from strassen_hw.train.freeze import float_logits, freeze
 
     data = digits.load()
@@ -49,8 +49,12 @@ def measure(seed, settings, cache_dir, hardware):
     dense, _ = dense_counts([(64, config.hidden), (config.hidden, 10)])
     row.update(multiplications=mults, dense_multiplications=dense, additions=adds)
     if hardware:
-        from strassen_hw.sim import simulate
-        outputs = simulate(net, data.x_test)
+        from strassen_hw.hw import report as hardware_report
+        total = hardware_report(net)["total"]        # trivial ã need no multiplier
+        row.update(real_multipliers=int(total["multipliers"]), adders=int(total["adders"]))
+    if hardware:
+        from strassen_hw.sim import hardware_outputs
+        outputs = hardware_outputs(net, data.x_test)
         if not np.array_equal(outputs, expected):
             raise SystemExit(f"seed {seed}: the hardware differs from the reference")
         row["hardware"] = float(np.mean(outputs.argmax(1) == data.y_test))
@@ -58,7 +62,7 @@ def measure(seed, settings, cache_dir, hardware):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--seeds", type=_seeds, default=list(range(12)), help="e.g. 0-11")
     parser.add_argument("--hidden", type=int, default=None)
     parser.add_argument("--r", default=None, help="R1,R2 (default: the demo's)")
@@ -83,9 +87,18 @@ def main():
               f"{100 * row['float_strassen']:.2f}%  frozen {100 * row['frozen']:.2f}%{hw}  "
               f"(frozen - teacher {100 * (row['frozen'] - row['teacher']):+.2f} points, "
               f"ã {row['a_width']} bits, {row['multiplications']} mults = "
-              f"{100 * row['multiplications'] / row['dense_multiplications']:.2f}% of dense; "
-              f"{time.perf_counter() - start:.0f} s)", flush=True)
+              f"{100 * row['multiplications'] / row['dense_multiplications']:.2f}% of dense"
+              + (f", {row['real_multipliers']} real multipliers and {row['adders']} adders in "
+                 "hardware" if "real_multipliers" in row else "")
+              + f"; {time.perf_counter() - start:.0f} s)", flush=True)
     gap = np.array([r["frozen"] - r["teacher"] for r in rows]) * 100
+    for key in ("teacher", "float_strassen", "frozen", "hardware", "real_multipliers",
+                "adders"):
+        if key in rows[0]:
+            values = np.array([r[key] for r in rows], dtype=float)
+            values = values * 100 if key not in ("real_multipliers", "adders") else values
+            print(f"  {key}: mean {values.mean():.2f}, range {values.min():.2f} .. "
+                  f"{values.max():.2f}")
     print(f"{len(rows)} seeds: teacher {100 * np.mean([r['teacher'] for r in rows]):.2f}%, "
           f"frozen {100 * np.mean([r['frozen'] for r in rows]):.2f}% on average; frozen - "
           f"teacher from {gap.min():+.2f} to {gap.max():+.2f} points; within 1.0 point in "

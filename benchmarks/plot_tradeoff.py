@@ -73,13 +73,13 @@ def plot(rows, path, hidden):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="e.g. 0-2")
     parser.add_argument("--out", default="docs/accuracy-vs-mults.png")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
     from strassen_hw.demo import DEFAULT, default_cache_dir
-    from strassen_hw.train.fit import TrainConfig
+    from strassen_hw.train.recipe import TrainConfig
     hidden = DEFAULT.get("hidden", TrainConfig().hidden)
     rows = []
     for r in R_VALUES:

@@ -56,7 +56,7 @@ def _point(hidden, r, seed, epochs, device, cache_dir, cache, baselines, synth=T
     from strassen_hw.demo import train_or_load
     from strassen_hw.reference import forward
     from strassen_hw.train import data as digits
-    from strassen_hw.train.fit import TrainConfig, accuracy
+    from strassen_hw.train.recipe import TrainConfig, accuracy
     from strassen_hw.train.freeze import freeze
     import torch
 
@@ -183,7 +183,7 @@ def plot_time(rows, path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--hidden", default="32,64,128", help="hidden widths, e.g. 32,64")
     parser.add_argument("--r", action="append", help="R1,R2 (repeat; default 8,5 16,10 48,30)")
     parser.add_argument("--seeds", type=_seeds, default=[0], help="e.g. 0-4")

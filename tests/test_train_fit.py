@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from strassen_hw.train.fit import (TrainConfig, build_models, load_checkpoint,
+from strassen_hw.train.recipe import (TrainConfig, build_models, load_checkpoint,
                                    save_checkpoint, train)
 from train_quick import QUICK, digits, quick_result
 
