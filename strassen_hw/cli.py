@@ -709,7 +709,7 @@ def _user_freeze_data(result, args):
             return None
         is_x = key.startswith("x")
         what = "inputs" if is_x else "labels"
-        if not Path(path).is_file():
+        if override is None and not Path(path).is_file():
             raise UserError(f"{path}: the {what} this checkpoint was trained on are gone; "
                             + ("give them with --calibration X.npy" if key == "x_train"
                                else "put them back or freeze without a test accuracy"))

@@ -215,8 +215,9 @@ def accuracy(model, x, y=None):
         return (predict(model, x).argmax(1) == y).double().mean().item()
     device = _device_of(model)
     right = total = 0
+    dtype = next(model.parameters()).dtype
     for xb, yb in x:
-        xb, yb = xb.to(device), yb.to(device)
+        xb, yb = xb.to(device, dtype), yb.to(device)
         right += int((predict(model, xb).argmax(1) == yb).sum())
         total += len(yb)
     return right / max(total, 1)
@@ -231,13 +232,12 @@ class _Tensors:
     """Training data held as two tensors: shuffled from the run's generator, split evenly
     across processes (every process draws the same permutation)."""
 
-    def __init__(self, x, y, device, what):
+    def __init__(self, x, y, device, dtype, what):
         x, y = torch.as_tensor(x), torch.as_tensor(y)
         if len(x) != len(y) or len(x) == 0:
             raise ValueError(f"{what}: {len(x)} inputs but {len(y)} labels; give as many "
                              "labels as inputs (and at least one)")
-        if not x.is_floating_point():
-            x = x.float()
+        x = x.to(dtype)
         if y.is_floating_point() or y.dim() != 1:
             raise ValueError(f"{what}: the labels must be a 1-D tensor of class indices "
                              f"(integers), not {y.dtype} of shape {tuple(y.shape)}")
@@ -268,29 +268,28 @@ class _Loader:
     """Training data from a ``DataLoader`` of ``(inputs, labels)`` batches: its own order
     (and sampler, under torchrun); the teacher's softmax is computed batch by batch."""
 
-    def __init__(self, loader, device):
-        self.loader, self.device = loader, device
+    def __init__(self, loader, device, dtype):
+        self.loader, self.device, self.dtype = loader, device, dtype
 
     def epoch(self, generator, batch_size, context, teacher):
         for x, y in self.loader:
-            x, y = x.to(self.device), y.to(self.device)
-            if not x.is_floating_point():
-                x = x.float()
+            x, y = x.to(self.device, self.dtype), y.to(self.device)
             yield x, y.long(), None if teacher is None else torch.softmax(predict(teacher, x), 1)
 
     def teacher_probs(self, teacher):
         return teacher          # per batch, in epoch()
 
     def accuracy(self, model):
-        return accuracy(model, self.loader)
+        return accuracy(model, self.loader)         # casts to the model's dtype
 
 
-def _data(data, device, what):
+def _data(data, device, dtype, what):
+    """The data as :class:`_Tensors` or :class:`_Loader`, inputs in ``dtype`` (the model's)."""
     from torch.utils.data import DataLoader
     if isinstance(data, DataLoader):
-        return _Loader(data, device)
+        return _Loader(data, device, dtype)
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        return _Tensors(*data, device, what)
+        return _Tensors(*data, device, dtype, what)
     raise ValueError(f"{what}: give a tuple (inputs, labels) of tensors or arrays, or a "
                      f"torch DataLoader of such batches, not {type(data).__name__}")
 
@@ -340,13 +339,17 @@ def _stage(model, stage, epochs, settings, data, test, context, generator, targe
 
 @contextlib.contextmanager
 def _settings(device, threads, deterministic):
-    """Thread count and deterministic algorithms for one run; restored afterwards."""
+    """Thread count and deterministic algorithms for one run; restored afterwards.
+
+    ``torch.use_deterministic_algorithms`` is switched on where it can matter: on CUDA, or on
+    the CPU with more than one thread (torch's CPU kernels on one thread are deterministic
+    already, and the switch costs seconds of imports)."""
     old_threads = torch.get_num_threads()
-    old_deterministic = torch.are_deterministic_algorithms_enabled()
-    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     if device.type == "cpu" and threads:
         torch.set_num_threads(threads)
-    if deterministic:
+    switch = deterministic and not torch.are_deterministic_algorithms_enabled() and (
+        device.type != "cpu" or torch.get_num_threads() > 1)
+    if switch:
         if device.type == "cuda":
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -354,7 +357,8 @@ def _settings(device, threads, deterministic):
         yield
     finally:
         torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_deterministic, warn_only=old_warn)
+        if switch:
+            torch.use_deterministic_algorithms(False)
 
 
 def fit(model, train_data, *, r=None, p=1, groups=None, batch_norm=False, teacher=None,
@@ -382,8 +386,8 @@ def fit(model, train_data, *, r=None, p=1, groups=None, batch_norm=False, teache
     model : nn.Module
         Takes a float batch of inputs, returns logits (N, classes).
     train_data, test_data : (inputs, labels) or DataLoader
-        Inputs as the model takes them (float; integers are converted to float32, scale
-        them yourself) and integer class labels; tensors or numpy arrays, or a
+        Inputs as the model takes them (converted to the model's dtype, float32 unless you
+        chose otherwise; scale integers yourself) and integer class labels; tensors or numpy arrays, or a
         ``torch.utils.data.DataLoader`` yielding ``(inputs, labels)`` batches (it then
         decides the order and the batch size). ``test_data`` (optional) is only measured.
     r, p, groups, batch_norm
@@ -411,7 +415,8 @@ def fit(model, train_data, *, r=None, p=1, groups=None, batch_norm=False, teache
         small models on a busy machine (2 threads were 9× slower on a loaded 2-core one) and
         makes runs repeatable; None keeps torch's setting.
     deterministic : bool
-        ``torch.use_deterministic_algorithms(True, warn_only=True)`` during training.
+        ``torch.use_deterministic_algorithms(True, warn_only=True)`` during training, on CUDA
+        or with several CPU threads (one CPU thread is deterministic without it).
     context : strassen_hw.train.distributed.Context or None
         Device and process group (see :mod:`.distributed`); None trains on the CPU.
     progress, log
@@ -465,8 +470,9 @@ def fit(model, train_data, *, r=None, p=1, groups=None, batch_norm=False, teache
     student.to(device)
     if teacher is not None:
         teacher.to(device)
-    data = _data(train_data, device, "train_data")
-    test = None if test_data is None else _data(test_data, device, "test_data")
+    dtype = next(student.parameters()).dtype
+    data = _data(train_data, device, dtype, "train_data")
+    test = None if test_data is None else _data(test_data, device, dtype, "test_data")
     settings = {"batch_size": int(batch_size), "lr": float(lr),
                 "weight_decay": float(weight_decay)}
     if isinstance(data, _Tensors) and settings["batch_size"] < 1:
