@@ -1121,7 +1121,7 @@ def build_parser():
     p = sub.add_parser("demo", help="train, freeze, generate and simulate the digits networks; "
                                     "print accuracy and operation counts")
     p.add_argument("--model", choices=_DEMO_MODELS, default="mlp",
-                   help="the MLP (64-128-10, default), the CNN (two Strassen convolutions and a "
+                   help="the MLP (64-32-10, default), the CNN (two Strassen convolutions and a "
                         "Strassen classifier) or both (about 5 min from a cold start on 2 cores)")
     p.add_argument("--quick", action="store_true", help="small networks, few epochs")
     p.add_argument("--seed", type=_SEED, default=0)

@@ -186,7 +186,8 @@ def build_models(config):
     if config.student == "twn":
         return teacher, twnize(make())
     r = config.r[0] if len(config.r) == 1 else config.r       # one value: every layer
-    return teacher, strassenize(make(), r, p=config.p or 1, batch_norm=config.batch_norm)
+    p = config.p[0] if len(config.p) == 1 else (config.p or 1)
+    return teacher, strassenize(make(), r, p=p, batch_norm=config.batch_norm)
 
 
 def _tensors(data, device):
