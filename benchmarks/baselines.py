@@ -29,7 +29,7 @@ def measure(seed, cache_dir, quick):
     from strassen_hw.demo import DEFAULT, QUICK, default_cache_dir, digits_variants, train_or_load
     from strassen_hw.hw import report
     from strassen_hw.train import data as digits
-    from strassen_hw.train.fit import TrainConfig, accuracy
+    from strassen_hw.train.recipe import TrainConfig, accuracy
 
     data = digits.load()
     cache_dir = cache_dir or default_cache_dir()
@@ -51,7 +51,7 @@ def measure(seed, cache_dir, quick):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--seeds", type=_seeds, default=[0], help="e.g. 0-4 or 0,3")
     parser.add_argument("--quick", action="store_true", help="the demo's --quick settings")
     parser.add_argument("--cache-dir", default=None, help="checkpoints (default: the demo's)")

@@ -64,7 +64,7 @@ def _link_only(text, board):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--net", action="append", help="a frozen network file")
     parser.add_argument("--shape", action="append",
                         help="random network: n_in,r,n_out[/n_in,r,n_out...]")

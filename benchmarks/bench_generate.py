@@ -25,7 +25,7 @@ def _cpu():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--shape", action="append", help="n_in,r,n_out (default: the three "
                         "shapes of the issue)")
     parser.add_argument("--no-share", action="store_true", help="no sharing of sub-sums")

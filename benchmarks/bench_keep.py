@@ -19,7 +19,7 @@ from strassen_hw.hw.tree import tree_verilog
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--shape", default="64,32,32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--levels-per-stage", type=int, default=2)

@@ -25,7 +25,7 @@ from strassen_hw.sim.build import cache_dir
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--shape", action="append", help="n_in,r,n_out (default 64,32,32)")
     parser.add_argument("--vectors", type=int, default=10000, help="random vectors (10000)")
     parser.add_argument("--seed", type=int, default=0)

@@ -19,7 +19,7 @@ from strassen_hw.hw.tree import tree_verilog
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("network")
     parser.add_argument("--device", default="up5k")
     parser.add_argument("--levels-per-stage", type=int, default=2)

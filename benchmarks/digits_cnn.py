@@ -40,7 +40,7 @@ def measure(config, data, teacher):
     import torch
 
     from strassen_hw.reference import forward
-    from strassen_hw.train.fit import accuracy, train
+    from strassen_hw.train.recipe import accuracy, train
     from strassen_hw.train.freeze import freeze
     from strassen_hw.train.layers import count_operations
     from strassen_hw.train.models import digits_cnn
@@ -113,7 +113,7 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="e.g. 0-2")
     parser.add_argument("--r", type=_ints, action="append", default=None,
                         help="R1,R2,R3: r of conv 1, conv 2, classifier (repeat the option "
@@ -139,7 +139,7 @@ def main(argv=None):
         parser.error("--p needs 2 values, --epochs 4 and each --r 3")
 
     from strassen_hw.train import data as digits
-    from strassen_hw.train.fit import TrainConfig, train
+    from strassen_hw.train.recipe import TrainConfig, train
 
     data = digits.load()
     rows = []

@@ -17,7 +17,7 @@ from strassen_hw.train.discover import discover
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--size", type=int, default=2)
     p.add_argument("--rank", type=int, default=7)
     p.add_argument("--restarts", type=int, default=1000)

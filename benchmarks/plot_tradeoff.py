@@ -1,7 +1,7 @@
 """Accuracy against multiplications per inference on the digits, for several r.
 
-Trains (or reuses cached checkpoints of) the demo's 64 → 128 → 10 network with several
-(r_hidden, r_out) and seeds, freezes each, and plots the frozen integer test accuracy (mean,
+Trains (or reuses cached checkpoints of) the demo's default network (64 → 32 → 10,
+:data:`strassen_hw.demo.DEFAULT`) with several (r_hidden, r_out) and seeds, freezes each, and plots the frozen integer test accuracy (mean,
 min-max bars) and the float Strassen accuracy against the multiplications per inference, with
 the float teacher (dense layers) as a horizontal line. Writes the PNG and the numbers as JSON.
 
@@ -20,12 +20,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from digits_seeds import _seeds, measure  # noqa: E402
 
-#: (r of the hidden layer, r of the output layer): about r = c·(48, 30) for c from 1/12 to 2.
-R_VALUES = [(4, 3), (8, 5), (12, 8), (16, 10), (24, 15), (32, 20), (48, 30), (64, 40),
-            (96, 60)]
+#: (r of the hidden layer, r of the output layer) for the 64 → 32 → 10 default, from 7 to
+#: 96 multiplications; (20, 8) is the default's.
+R_VALUES = [(4, 3), (8, 4), (12, 8), (16, 8), (20, 8), (24, 12), (32, 16), (48, 24),
+            (64, 32)]
 
 
-def plot(rows, path, hidden):
+def plot(rows, path, hidden, default_r=None):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -51,6 +52,11 @@ def plot(rows, path, hidden):
             label="float Strassen model (mean)")
     ax.errorbar(mults, mean, yerr=err, fmt="o-", color="tab:blue", ms=5, capsize=3,
                 label=f"frozen integers = hardware (mean, min–max of {seeds} seeds)")
+    if default_r is not None and sum(default_r) in by_r:
+        m = sum(default_r)
+        ax.annotate(f"demo default\nr = {default_r[0]}, {default_r[1]}",
+                    (m, mean[mults.index(m)]), xytext=(0, -34), textcoords="offset points",
+                    ha="center", fontsize=7.5, arrowprops={"arrowstyle": "->", "lw": 0.8})
     ax.set_xscale("log")
     ax.set_xticks(mults)
     ax.set_xticklabels([str(m) for m in mults], fontsize=8)
@@ -73,14 +79,21 @@ def plot(rows, path, hidden):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="e.g. 0-2")
     parser.add_argument("--out", default="docs/accuracy-vs-mults.png")
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--replot", metavar="JSON",
+                        help="plot the rows of an earlier run's JSON instead of training")
     args = parser.parse_args()
     from strassen_hw.demo import DEFAULT, default_cache_dir
-    from strassen_hw.train.fit import TrainConfig
+    from strassen_hw.train.recipe import TrainConfig
     hidden = DEFAULT.get("hidden", TrainConfig().hidden)
+    if args.replot:
+        rows = json.loads(Path(args.replot).read_text())
+        plot(rows, Path(args.out), hidden, DEFAULT["r"])
+        print(f"wrote {args.out}")
+        return
     rows = []
     for r in R_VALUES:
         for seed in args.seeds:
@@ -92,7 +105,7 @@ def main():
                   f"{100 * row['frozen']:.2f}% with {row['multiplications']} mults "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     out = Path(args.out)
-    plot(rows, out, hidden)
+    plot(rows, out, hidden, DEFAULT["r"])
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     print(f"wrote {out} and {out.with_suffix('.json')}")
 

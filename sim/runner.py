@@ -2,9 +2,10 @@
 
 A :class:`Design` is what the simulator needs: the Verilog, the top module's name, the formats
 and lengths of its stream payloads and a reference function; :meth:`Design.of_network` makes
-one from a frozen network (:mod:`.bilinear` one from a matrix multiplier). :func:`simulate`
-returns the hardware's outputs; :func:`check` also compares every one of them with the
-reference (exact equality) and names the first mismatch. Both take a design or a network.
+one from a frozen network (:mod:`.bilinear` one from a matrix multiplier).
+:func:`hardware_outputs` returns the hardware's outputs; :func:`verify` also compares every one
+of them with the reference (exact equality) and names the first mismatch. Both take a design or
+a network. ``simulate`` and ``check`` are their former names, kept as aliases for one release.
 """
 
 import json
@@ -26,8 +27,8 @@ from .payload import pack, unpack
 
 from strassen_hw.errors import StrassenHWError
 
-__all__ = ["Design", "SimulationError", "Mismatch", "SimResult", "run", "simulate", "check",
-           "extreme_vectors", "test_vectors"]
+__all__ = ["Design", "SimulationError", "Mismatch", "SimResult", "run", "hardware_outputs",
+           "verify", "simulate", "check", "extreme_vectors", "test_vectors"]
 
 #: Stall settings of the testbench: ``stalls=True`` stalls each stream on this fraction of
 #: clock cycles, in bursts of this mean length.
@@ -227,18 +228,19 @@ def run(design, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, ver
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def simulate(design, inputs, *, seed=0, stalls=True, waves=False, build_dir=None, verilog=None,
-             fold=1):
-    """The hardware's outputs for ``inputs``: int64 array (N, n_out), in order.
-    See :func:`run` for the parameters."""
+def hardware_outputs(design, inputs, *, seed=0, stalls=True, waves=False, build_dir=None,
+                     verilog=None, fold=1):
+    """The hardware's outputs for ``inputs``: int64 array (N, n_out), in order, not compared
+    with anything (:func:`verify` compares). See :func:`run` for the parameters."""
     return run(design, inputs, seed=seed, stalls=stalls, waves=waves, build_dir=build_dir,
                verilog=verilog, fold=fold).outputs
 
 
-def check(design, inputs, *, verilog=None, fold=1, **kwargs):
+def verify(design, inputs, *, verilog=None, fold=1, **kwargs):
     """Simulate ``design`` (a :class:`Design` or a network) on ``inputs`` (see :func:`run`)
-    and compare every output with its reference, exactly. Returns the :class:`SimResult`;
-    raises :class:`Mismatch` naming the first differing vector and output."""
+    and compare every output with its reference, exactly: what ``strassen-hw simulate``
+    does. Returns the :class:`SimResult` (``.outputs``: the hardware's); raises
+    :class:`Mismatch` naming the first differing vector and output."""
     x = check_inputs(design, inputs)
     design = _design(design, verilog, fold)
     result = run(design, x, **kwargs)
@@ -251,6 +253,12 @@ def check(design, inputs, *, verilog=None, fold=1, **kwargs):
                        f"({int(differ.any(axis=1).sum())} of {len(x)} vectors differ)",
                        i, j, result)
     return result
+
+
+#: Former names (deprecated; they go in the next release): ``simulate`` returned the outputs
+#: without comparing them, ``check`` compared them.
+simulate = hardware_outputs
+check = verify
 
 
 def extreme_vectors(net):

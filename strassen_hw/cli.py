@@ -25,7 +25,13 @@ class UserError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with its errors as one line, like every other error of the command."""
+    """argparse with its errors as one line, like every other error of the command, and no
+    abbreviations: ``--vector`` is an error, not ``--vectors`` (the subcommands' parsers are
+    of this class too)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UserError(f"{message} (see '{self.prog} --help')")
@@ -101,8 +107,8 @@ def _not_an_input(output, flag, *inputs):
                             "output to another file")
 
 
-def _load_npy(path, what):
-    """The 2-D array of a .npy file, read without pickles. The header is checked before any
+def _load_npy(path, what, ndims=(2,), integers=False):
+    """The array (2-D, or of ``ndims`` dimensions) of a .npy file, read without pickles. The header is checked before any
     data is read, so a damaged or huge claim costs nothing; dtype and values are checked by
     :func:`strassen_hw.reference.check_inputs`."""
     from numpy.lib import format as npy
@@ -130,7 +136,8 @@ def _load_npy(path, what):
         if dtype.hasobject:
             raise UserError(f"{path}: holds Python objects (a pickled array), which are not "
                             f"read; {hint}")
-        if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        if (dtype.kind not in ("biu" if integers else "biuf") or dtype.fields is not None
+                or dtype.subdtype is not None):
             raise UserError(f"{path}: holds {dtype} values, not integers; {hint}")
         count = 1
         for n in shape:
@@ -139,9 +146,10 @@ def _load_npy(path, what):
         if need > have:
             raise UserError(f"{path}: truncated: its header announces shape {shape} ({need:,} "
                             f"bytes) but {have:,} bytes follow")
-        if len(shape) != 2:
-            raise UserError(f"{path}: holds an array of shape {shape}; the {what} must be 2-D "
-                            "(N, n_in): reshape one vector to (1, n_in)")
+        if len(shape) not in ndims:
+            raise UserError(f"{path}: holds an array of shape {shape}; the {what} must be "
+                            + ("2-D (N, n_in): reshape one vector to (1, n_in)"
+                               if ndims == (2,) else " or ".join(f"{n}-D" for n in ndims)))
         if shape[0] == 0:
             raise UserError(f"{path}: holds no vectors (shape {shape})")
         data = np.fromfile(f, dtype=dtype, count=count)
@@ -190,14 +198,15 @@ def _not_for(args, kind, *options):
 
 def cmd_random(args):
     from .frozen import check_name, random_network, save
+    name = args.name or _name_from_output(args.output, "net")
     try:
-        check_name(args.name)
+        check_name(name)
     except FrozenError as e:
         raise UserError(f"--name: {str(e).removeprefix('network: ')}") from None
-    net = random_network(args.shape, seed=args.seed, name=args.name,
+    net = random_network(args.shape, seed=args.seed, name=name,
                          input_width=args.input_width, a_width=args.a_width)
     save(net, args.output)
-    print(f"wrote {args.output}: {len(net.layers)} layer(s), "
+    print(f"wrote {args.output}: network {net.name}, {len(net.layers)} layer(s), "
           + ", ".join(f"{l.n_in},{l.r},{l.n_out}" for l in net.layers))
 
 
@@ -332,7 +341,7 @@ def _simulate_network(args):
     ``--inputs`` when given (in their order), else for every vector checked."""
     from .frozen import load
     from .hw.generate import check_fold
-    from .sim import BuildError, Mismatch, SimulationError, ToolError, check, test_vectors
+    from .sim import BuildError, Mismatch, SimulationError, ToolError, test_vectors, verify
     _not_for(args, "frozen networks", "name", "operand_width")
     if args.outputs:
         _not_an_input(args.outputs, "--outputs", args.design, args.inputs)
@@ -364,8 +373,8 @@ def _simulate_network(args):
         if args.outputs:
             _save_npy(args.outputs, outputs if given is None else outputs[len(x) - len(given):])
     try:
-        result = check(net, x, seed=args.seed, stalls=not args.no_stalls, waves=waves,
-                       progress=True, fold=fold)
+        result = verify(net, x, seed=args.seed, stalls=not args.no_stalls, waves=waves,
+                        progress=True, fold=fold)
     except Mismatch as e:
         write_outputs(e.result.outputs)
         print(f"FAIL {net.name}: {e}")
@@ -488,40 +497,170 @@ def _int_list(text):
 _CNN_PRODUCTS, _CNN_P = _DEMO_CNN["r"], _DEMO_CNN["p"]
 
 
+def _user_model(args):
+    """True when ``--model`` names a user's MODULE:FUNCTION (not mlp or cnn)."""
+    return args.model not in ("mlp", "cnn")
+
+
+_DATA_FLAGS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _user_data(args):
+    """The integer arrays of --x-train/--y-train (and --x-test/--y-test) and the checkpoint's
+    record of them: absolute paths, input scale, format and image shape."""
+    from .frozen import Format, signed_width
+    if not args.x_train or not args.y_train:
+        raise UserError(f"--model {args.model}: give the data, --x-train X.npy (integer "
+                        "inputs, (N, n_in) or images (N, C, H, W)) and --y-train Y.npy "
+                        "(class labels, (N,))")
+    if (args.x_test is None) != (args.y_test is None):
+        raise UserError("--x-test and --y-test go together; give both or neither")
+    arrays = {}
+    for key in _DATA_FLAGS:
+        path = getattr(args, key)
+        if path is None:
+            continue
+        is_x = key.startswith("x")
+        arrays[key] = _load_npy(path, "inputs" if is_x else "labels",
+                                ndims=(2, 4) if is_x else (1,), integers=True)
+    for split in ("train", "test"):
+        x, y = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
+        if x is not None and len(x) != len(y):
+            raise UserError(f"--x-{split} has {len(x):,} rows but --y-{split} {len(y):,} "
+                            "labels; give one label per input")
+    if "x_test" in arrays and arrays["x_test"].shape[1:] != arrays["x_train"].shape[1:]:
+        raise UserError(f"--x-test rows have shape {arrays['x_test'].shape[1:]}, --x-train "
+                        f"rows {arrays['x_train'].shape[1:]}; give test inputs of the "
+                        "training inputs' shape")
+    labels = np.concatenate([arrays[k] for k in ("y_train", "y_test") if k in arrays])
+    if labels.min() < 0:
+        raise UserError("the labels must be class indices 0, 1, ...; found "
+                        f"{int(labels.min())}")
+    xs = [arrays[k] for k in ("x_train", "x_test") if k in arrays]
+    lo, hi = min(int(x.min()) for x in xs), max(int(x.max()) for x in xs)
+    width = signed_width(lo, hi) if lo < 0 else max(1, hi.bit_length())
+    if width > 32:
+        raise UserError(f"the inputs span {lo}..{hi}, more than 32 bits; scale them down")
+    shape = arrays["x_train"].shape[1:]
+    record = {key: str(Path(getattr(args, key)).resolve()) for key in _DATA_FLAGS
+              if getattr(args, key) is not None}
+    scale = 1.0 if args.input_scale is None else args.input_scale
+    if not 0 < scale < float("inf"):
+        raise UserError(f"--input-scale {scale}: must be a positive number")
+    record.update(input_scale=scale,
+                  input_format=Format(width, signed=lo < 0).to_json(),
+                  input_shape=list(shape) if len(shape) == 3 else None)
+    return arrays, record
+
+
 def _train_config(args):
-    from .train.fit import TrainConfig
+    from .train.recipe import TrainConfig
     cnn = args.model == "cnn"
-    if not cnn and (args.p is not None or args.batch_norm is not None):
-        raise UserError("--p and --batch-norm apply to --model cnn only; remove them")
-    products = args.products or (_CNN_PRODUCTS if cnn else _DEMO_MLP["r"])
-    want = 3 if cnn else 2
-    if len(products) != want or min(products) < 1:
-        raise UserError(f"--products {','.join(map(str, products))}: give "
-                        + ("three positive values, r of conv 1, conv 2 and the classifier"
-                           if cnn else "two positive values, r of the hidden layer and r of "
-                           "the output layer"))
+    user = _user_model(args)
+    if not cnn and not user and (args.p is not None or args.batch_norm is not None):
+        raise UserError("--p and --batch-norm apply to --model cnn or MODULE:FUNCTION only; "
+                        "remove them")
+    if not user:
+        given = [f"--{k.replace('_', '-')}" for k in (*_DATA_FLAGS, "input_scale")
+                 if getattr(args, k) is not None]
+        if given:
+            raise UserError(f"{given[0]}: applies to --model MODULE:FUNCTION (your own model "
+                            "and data) only; the digits come with the package")
+    if user:
+        if not args.products:
+            raise UserError(f"--model {args.model}: give --products, r per Strassen layer "
+                            "(one value for every layer, or one per nn.Linear/nn.Conv2d in "
+                            "module order)")
+        products = args.products
+        if min(products) < 1:
+            raise UserError(f"--products {','.join(map(str, products))}: every value must "
+                            "be at least 1")
+    else:
+        products = args.products or (_CNN_PRODUCTS if cnn else _DEMO_MLP["r"])
+        want = 3 if cnn else 2
+        if len(products) != want or min(products) < 1:
+            raise UserError(f"--products {','.join(map(str, products))}: give "
+                            + ("three positive values, r of conv 1, conv 2 and the classifier"
+                               if cnn else "two positive values, r of the hidden layer and r "
+                               "of the output layer"))
     p = args.p or (_CNN_P if cnn else ())
     if cnn and (len(p) != 2 or min(p) < 1):
         raise UserError(f"--p {','.join(map(str, p))}: give two positive values, the patch "
                         "side of conv 1 and conv 2")
+    if user and p and min(p) < 1:
+        raise UserError(f"--p {','.join(map(str, p))}: every patch side must be at least 1")
     if len(args.epochs) != 3:
         raise UserError(f"--epochs {','.join(map(str, args.epochs))}: give three values "
                         "(full precision, quantized, ternary fixed)")
     if args.hidden < 1 or args.batch_size < 1 or args.lr <= 0:
         raise UserError("--hidden, --batch-size and --lr must be positive")
-    extra = dict(model="cnn", p=p, batch_norm=args.batch_norm is not False) if cnn else {}
-    return TrainConfig(hidden=args.hidden, r=products, seed=args.seed,
-                       teacher_epochs=args.teacher_epochs, phase_epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       distill=not args.no_distill, **extra)
+    if cnn:
+        extra = dict(model="cnn", p=p, batch_norm=args.batch_norm is not False)
+    elif user:
+        extra = dict(model=args.model, p=p, batch_norm=bool(args.batch_norm))
+    else:
+        extra = {}
+    try:
+        return TrainConfig(hidden=args.hidden, r=products, seed=args.seed,
+                           teacher_epochs=args.teacher_epochs, phase_epochs=args.epochs,
+                           batch_size=args.batch_size, lr=args.lr,
+                           weight_decay=args.weight_decay, distill=not args.no_distill,
+                           **extra)
+    except ValueError as e:
+        raise UserError(f"--model {args.model}: {e}") from None
+
+
+def _user_run(config, args):
+    """The data and fresh models of a user's ``--model``: (arrays, record, teacher,
+    student), each problem one line."""
+    from .train.recipe import build_models
+    arrays, record = _user_data(args)
+    try:
+        teacher, student = build_models(config)
+    except (ValueError, TypeError) as e:
+        message = str(e)
+        raise UserError(message if message.startswith(config.model)
+                        else f"--model {config.model}: {message}") from None
+    return arrays, record, teacher, student
+
+
+def _train_user(config, run, context):
+    """Train the user's model of ``config`` on the data of ``run`` (:func:`_user_run`): a
+    TrainResult with the data record, so that 'freeze' finds the calibration inputs and
+    formats."""
+    import torch
+
+    from .train.recipe import TrainResult, fit
+    arrays, record, teacher, student = run
+
+    def tensors(split):
+        x = arrays.get(f"x_{split}")
+        if x is None:
+            return None
+        x = torch.as_tensor(x, dtype=torch.float32, device=context.device)
+        x = x * record["input_scale"]
+        return x, torch.as_tensor(arrays[f"y_{split}"], device=context.device)
+
+    student, history = fit(teacher, tensors("train"), student=student,
+                           test_data=tensors("test"), epochs=config.phase_epochs,
+                           teacher_epochs=config.teacher_epochs,
+                           batch_size=config.batch_size, lr=config.lr,
+                           weight_decay=config.weight_decay, distill=config.distill,
+                           seed=config.seed, context=context, log=print)
+    rows = [row for stage_rows in history.values() for row in stage_rows]
+    return TrainResult(config, teacher, student, rows, record)
 
 
 def cmd_train(args):
     from .demo import dense_counts
     from .train import data as digits
     from .train.distributed import setup, teardown
-    from .train.fit import save_checkpoint, train
+    from .train.recipe import save_checkpoint, train
     config = _train_config(args)
+    user = _user_model(args)
+    if user:
+        _not_an_input(args.output, "-o", *(getattr(args, k) for k in _DATA_FLAGS))
+        run = _user_run(config, args)
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
@@ -529,15 +668,22 @@ def cmd_train(args):
     context = setup(None if args.device == "auto" else args.device)
     try:
         if context.main:
-            teacher = (f"64-{config.hidden}-10" if config.model == "mlp" else "CNN (p = "
-                       + ",".join(map(str, config.p)) + (", batch norm)" if config.batch_norm
-                                                         else ")"))
+            if user:
+                teacher = f"{config.model}()"
+            elif config.model == "mlp":
+                teacher = f"64-{config.hidden}-10"
+            else:
+                teacher = ("CNN (p = " + ",".join(map(str, config.p))
+                           + (", batch norm)" if config.batch_norm else ")"))
             print(f"training on {context.device}"
                   + (f" in {context.world_size} processes" if context.distributed else "")
                   + f": teacher {teacher}, Strassen r = "
                   + ",".join(map(str, config.r)) + f", seed {config.seed}")
         try:
-            result = train(config, digits.load(), context=context, log=print)
+            if user:
+                result = _train_user(config, run, context)
+            else:
+                result = train(config, digits.load(), context=context, log=print)
         except ValueError as e:
             raise UserError(str(e))
         if context.main:
@@ -547,20 +693,69 @@ def cmd_train(args):
                 raise UserError(f"{args.output}: cannot write the checkpoint "
                                 f"({e.strerror or e})")
             last = {row["stage"]: row for row in result.history}
+            shape = (64,) if not user else tuple(np.load(result.data["x_train"],
+                                                         mmap_mode="r").shape[1:])
             if config.model == "mlp":
                 dense, _ = dense_counts([(64, config.hidden), (config.hidden, 10)])
                 mults = sum(config.r)
             else:
                 from .train.layers import count_operations
-                dense = count_operations(result.teacher, (64,))["multiplications"]
-                mults = count_operations(result.student, (64,))["multiplications"]
-            print(f"wrote {args.output}: teacher test accuracy "
-                  f"{100 * last['teacher']['test_accuracy']:.2f}%, Strassen "
-                  f"{100 * last['ternary_fixed']['test_accuracy']:.2f}% with {mults} "
+                dense = count_operations(result.teacher, shape)["multiplications"]
+                mults = count_operations(result.student, shape)["multiplications"]
+            split = "test" if last["ternary_fixed"]["test_accuracy"] is not None else "train"
+            print(f"wrote {args.output}: teacher {split} accuracy "
+                  f"{100 * last['teacher'][f'{split}_accuracy']:.2f}%, Strassen "
+                  f"{100 * last['ternary_fixed'][f'{split}_accuracy']:.2f}% with {mults:,} "
                   f"multiplications per inference ({100 * mults / dense:.2f}% of the dense "
                   f"{dense:,})")
     finally:
         teardown(context)
+
+
+def _name_from_output(output, fallback):
+    """The network name for an output file: its name up to the first dot, other characters
+    than letters, digits and underscores made underscores (``out/two-layer.json``:
+    ``two_layer``), or ``fallback`` when that is still no valid name (a Verilog keyword, or
+    not starting with a letter)."""
+    import re
+
+    from .frozen import check_name
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(output).name.split(".")[0])[:64]
+    try:
+        check_name(stem)
+        return stem
+    except FrozenError:
+        return fallback
+
+
+def _user_freeze_data(result, args):
+    """(calibration, test inputs or None, test labels or None, formats, input_shape) of a
+    checkpoint of a user's model, in the pixel order of frozen networks."""
+    from .frozen import Format
+    from .train.data import pixel_order
+    record = result.data
+    if record is None:
+        raise UserError(f"{args.checkpoint}: a checkpoint of {result.config.model} without "
+                        "its data record; train it again with 'strassen-hw train'")
+
+    def load(key, override=None):
+        path = override or record.get(key)
+        if path is None:
+            return None
+        is_x = key.startswith("x")
+        what = "inputs" if is_x else "labels"
+        if override is None and not Path(path).is_file():
+            raise UserError(f"{path}: the {what} this checkpoint was trained on are gone; "
+                            + ("give them with --calibration X.npy" if key == "x_train"
+                               else "put them back or freeze without a test accuracy"))
+        array = _load_npy(path, what, ndims=(2, 4) if is_x else (1,), integers=True)
+        return pixel_order(array) if is_x and array.ndim == 4 else array
+
+    shape = record.get("input_shape")
+    formats = dict(input_format=Format(**record["input_format"]),
+                   input_scale=float(record["input_scale"]))
+    return (load("x_train", args.calibration), load("x_test"), load("y_test"), formats,
+            tuple(shape) if shape else None)
 
 
 def cmd_freeze(args):
@@ -569,9 +764,9 @@ def cmd_freeze(args):
     from .frozen import save
     from .reference import forward
     from .train import data as digits
-    from .train.fit import load_checkpoint
+    from .train.recipe import load_checkpoint
     from .train.freeze import float_logits, freeze
-    _not_an_input(args.output, "-o", args.checkpoint)
+    _not_an_input(args.output, "-o", args.checkpoint, args.calibration)
     try:
         result = load_checkpoint(args.checkpoint)
     except ValueError as e:
@@ -580,31 +775,50 @@ def cmd_freeze(args):
         raise UserError(f"--a-width {args.a_width}: must be 2..32")
     if not 1 <= args.act_width <= 32:
         raise UserError(f"--act-width {args.act_width}: must be 1..32")
-    data = digits.load()
-    formats = dict(input_format=data.input_format, input_scale=data.input_scale)
+    user = result.config.model not in ("mlp", "cnn")
+    if user:
+        x_train, x_test, y_test, formats, shape = _user_freeze_data(result, args)
+        name = args.name or _name_from_output(args.output, "net")
+    else:
+        if args.calibration is not None:
+            raise UserError("--calibration: applies to checkpoints of your own model only; "
+                            "the digits checkpoints calibrate on the digits")
+        data = digits.load()
+        x_train, x_test, y_test, shape = data.x_train, data.x_test, data.y_test, None
+        formats = dict(input_format=data.input_format, input_scale=data.input_scale)
+        name = args.name or "digits"
     if result.config.student == "twn":            # a TWN baseline (see train/baselines.py)
         import torch
 
         from .train.baselines import freeze_twn
-        net, report = freeze_twn(result.student, data.x_train, name=args.name,
+        net, report = freeze_twn(result.student, x_train, name=name,
                                  a_width=args.a_width, act_width=args.act_width, **formats)
         with torch.no_grad():
-            x = torch.as_tensor(data.x_test, dtype=torch.float32) * data.input_scale
+            x = torch.as_tensor(x_test, dtype=torch.float32) * formats["input_scale"]
             float_pred = result.student(x).argmax(1).numpy()
     else:
-        net, report = freeze(result.student, data.x_train, name=args.name,
-                             a_width=args.a_width, act_width=args.act_width,
-                             guard_bits=args.guard_bits, **formats)
-        float_pred = float_logits(result.student, data.x_test, data.input_scale).argmax(1)
+        try:
+            net, report = freeze(result.student, x_train, name=name, a_width=args.a_width,
+                                 act_width=args.act_width, guard_bits=args.guard_bits,
+                                 input_shape=shape, **formats)
+        except ValueError as e:
+            raise UserError(f"{args.checkpoint}: {e}") from None
+        if x_test is not None:
+            float_pred = float_logits(result.student, x_test, formats["input_scale"],
+                                      shape).argmax(1)
     save(net, args.output)
-    frozen_pred = forward(net, data.x_test).argmax(1)
-    float_acc = float(np.mean(float_pred == data.y_test))
-    frozen_acc = float(np.mean(frozen_pred == data.y_test))
     for item in report.candidates:
         print(f"  ã in {item['a_width']:2} bits: {100 * item['agreement']:6.2f}% of the "
               f"training predictions kept, logit error {100 * item['logit_error']:.2f}%")
-    print(f"wrote {args.output}: ã in {report.a_width} signed bits, hidden activations in "
-          f"{args.act_width} unsigned bits, logits in {net.output.width} signed bits; test "
+    line = (f"wrote {args.output}: ã in {report.a_width} signed bits, hidden activations in "
+            f"{args.act_width} unsigned bits, logits in {net.output.width} signed bits")
+    if x_test is None:
+        print(line + "; no test data, so no test accuracy (train with --x-test/--y-test)")
+        return
+    frozen_pred = forward(net, x_test).argmax(1)
+    float_acc = float(np.mean(float_pred == y_test))
+    frozen_acc = float(np.mean(frozen_pred == y_test))
+    print(f"{line}; test "
           f"accuracy {100 * float_acc:.2f}% (float) -> {100 * frozen_acc:.2f}% (frozen), "
           f"quantization loss {100 * (float_acc - frozen_acc):.2f} points, "
           f"{int(np.sum(float_pred != frozen_pred))} of {len(frozen_pred)} predictions changed")
@@ -799,7 +1013,9 @@ def build_parser():
     p.add_argument("--shape", type=_shape, action="append", required=True,
                    metavar="N_IN,R,N_OUT", help="one layer (repeat for more layers)")
     p.add_argument("--seed", type=_SEED, default=0)
-    p.add_argument("--name", default="net", help="network (and Verilog module) name")
+    p.add_argument("--name", default=None,
+                   help="network (and Verilog module) name (default: the output file's name "
+                        "without its extension, or net when that is not a valid name)")
     p.add_argument("--input-width", type=_WIDTH, default=8,
                    help="signed input bits, 1..32 (default 8)")
     p.add_argument("--a-width", type=_WIDTH, default=8, help="signed bits of ã, 1..32 (default 8)")
@@ -880,9 +1096,19 @@ def build_parser():
 
     p = sub.add_parser("train", help="train a float teacher and a Strassen model on the digits "
                                      "(runs under torchrun too)")
-    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
-                   help="mlp (64-hidden-10, default) or cnn (two 3×3 convolutions with max "
-                        "pooling, then a linear classifier)")
+    p.add_argument("--model", default="mlp", metavar="MODEL",
+                   help="mlp (64-hidden-10, default), cnn (two 3×3 convolutions with max "
+                        "pooling, then a linear classifier), or your own model as "
+                        "MODULE:FUNCTION (FUNCTION() returns a float torch nn.Module; "
+                        "with --x-train, --y-train)")
+    p.add_argument("--x-train", metavar="X.npy",
+                   help="MODULE:FUNCTION: integer training inputs, (N, n_in) or images "
+                        "(N, C, H, W); the model sees them times --input-scale")
+    p.add_argument("--y-train", metavar="Y.npy", help="MODULE:FUNCTION: class labels (N,)")
+    p.add_argument("--x-test", metavar="X.npy", help="MODULE:FUNCTION: test inputs (optional)")
+    p.add_argument("--y-test", metavar="Y.npy", help="MODULE:FUNCTION: test labels")
+    p.add_argument("--input-scale", type=float, metavar="S",
+                   help="MODULE:FUNCTION: real value of one integer input step (default 1)")
     p.add_argument("--hidden", type=int, default=_DEMO_MLP["hidden"],
                    help=f"hidden width (default {_DEMO_MLP['hidden']}, the demo's)")
     # not "--r": torchrun would take it for an abbreviation of its own options
@@ -891,7 +1117,8 @@ def build_parser():
                         f"{','.join(map(str, _DEMO_MLP['r']))}, the demo's); cnn: of conv 1, conv 2 and the classifier, per output patch "
                         "for a convolution (default 8,16,10)")
     p.add_argument("--p", type=_int_list, default=None, metavar="P1,P2",
-                   help="cnn: output patch side of conv 1 and conv 2 (default 2,2)")
+                   help="cnn: output patch side of conv 1 and conv 2 (default 2,2); "
+                        "MODULE:FUNCTION: one for all convolutions or one each (default 1)")
     p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
                    help="cnn: batch norm after W_b in the convolutions (default on)")
     p.add_argument("--seed", type=_SEED, default=0)
@@ -912,7 +1139,12 @@ def build_parser():
     p = sub.add_parser("freeze", help="turn a trained checkpoint into a frozen integer network")
     p.add_argument("checkpoint", metavar="CHECKPOINT.pt")
     p.add_argument("-o", "--output", required=True, metavar="NET")
-    p.add_argument("--name", default="digits", help="network (and Verilog module) name")
+    p.add_argument("--name", default=None,
+                   help="network (and Verilog module) name (default digits; for your own "
+                        "model the output file's name, or net)")
+    p.add_argument("--calibration", metavar="X.npy",
+                   help="checkpoints of your own model: the inputs that set the activation "
+                        "steps (default: its --x-train)")
     p.add_argument("--a-width", type=int, default=None,
                    help="signed bits of ã (default: the smallest that keeps the predictions)")
     p.add_argument("--act-width", type=int, default=8,
@@ -925,7 +1157,7 @@ def build_parser():
     p = sub.add_parser("demo", help="train, freeze, generate and simulate the digits networks; "
                                     "print accuracy and operation counts")
     p.add_argument("--model", choices=_DEMO_MODELS, default="mlp",
-                   help="the MLP (64-128-10, default), the CNN (two Strassen convolutions and a "
+                   help="the MLP (64-32-10, default), the CNN (two Strassen convolutions and a "
                         "Strassen classifier) or both (about 5 min from a cold start on 2 cores)")
     p.add_argument("--quick", action="store_true", help="small networks, few epochs")
     p.add_argument("--seed", type=_SEED, default=0)

@@ -31,7 +31,7 @@ class DemoError(StrassenHWError, RuntimeError):
     """The hardware disagreed with the reference (or another step failed); one line."""
 
 
-#: Settings of the demo and of ``--quick`` (:class:`strassen_hw.train.fit.TrainConfig` fields,
+#: Settings of the demo and of ``--quick`` (:class:`strassen_hw.train.recipe.TrainConfig` fields,
 #: the rest at their defaults). The demo's 64 → 32 → 10 MLP with r = 20 and 8 is the smallest
 #: iCE40 circuit of ``benchmarks/sweep_digits.py`` within 0.5 points of its teacher in the mean
 #: of five seeds, with 28 multiplications (see the README). Plain dicts, so that importing this
@@ -112,11 +112,11 @@ def default_cache_dir():
 
 
 def train_or_load(config, data, cache_dir, progress, say, teacher=None):
-    """The :class:`~strassen_hw.train.fit.TrainResult` of ``config``: loaded from
+    """The :class:`~strassen_hw.train.recipe.TrainResult` of ``config``: loaded from
     ``cache_dir/digits-<config.key()>.pt`` when there, else trained and saved there
     (distilling from ``teacher`` when given; it must be the teacher that ``config`` trains,
     since the key does not hold it)."""
-    from strassen_hw.train.fit import load_checkpoint, save_checkpoint, train
+    from strassen_hw.train.recipe import load_checkpoint, save_checkpoint, train
     path = Path(cache_dir) / f"digits-{config.key()}.pt"
     if path.is_file():
         try:
@@ -158,7 +158,7 @@ def run_demo(*, model="mlp", quick=False, seed=0, out_dir="runs/demo", cache_dir
     say : callable
         Receives the status lines.
     settings, cnn_settings : dict or None
-        :class:`~strassen_hw.train.fit.TrainConfig` fields overriding :data:`DEFAULT` or
+        :class:`~strassen_hw.train.recipe.TrainConfig` fields overriding :data:`DEFAULT` or
         :data:`QUICK` (the MLP), :data:`CNN` or :data:`CNN_QUICK` (the CNN).
 
     Returns
@@ -175,7 +175,7 @@ def run_demo(*, model="mlp", quick=False, seed=0, out_dir="runs/demo", cache_dir
         The hardware output differs from the reference on some output of some test image.
     """
     from strassen_hw.train import data as digits
-    from strassen_hw.train.fit import TrainConfig
+    from strassen_hw.train.recipe import TrainConfig
 
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
@@ -217,7 +217,7 @@ def _network_rows(config, data, name, out_dir, cache_dir, progress, say):
     from strassen_hw.hw import generate
     from strassen_hw.reference import forward
     from strassen_hw.sim import run
-    from strassen_hw.train.fit import accuracy
+    from strassen_hw.train.recipe import accuracy
     from strassen_hw.train.freeze import float_logits, freeze
 
     result = train_or_load(config, data, cache_dir, progress, say)
@@ -308,7 +308,7 @@ def digits_variants(seed=0, cache_dir=None, *, quick=False, settings=None, progr
     from strassen_hw.reference import forward
     from strassen_hw.train import data as digits
     from strassen_hw.train.baselines import freeze_dense, freeze_twn
-    from strassen_hw.train.fit import TrainConfig
+    from strassen_hw.train.recipe import TrainConfig
     from strassen_hw.train.freeze import freeze
 
     say = say or (lambda line: None)

@@ -7,7 +7,7 @@ import torch
 
 from strassen_hw.train import data
 from strassen_hw.train.distributed import setup, teardown
-from strassen_hw.train.fit import TrainConfig, train
+from strassen_hw.train.recipe import TrainConfig, train
 
 context = setup("cpu")
 config = TrainConfig(hidden=16, r=(6, 4), teacher_epochs=1, phase_epochs=(1, 1, 1), seed=3)

@@ -198,7 +198,7 @@ def test_twn_linear_by_hand_and_phases():
 
 
 def test_train_config_key_of_strassen_runs_is_unchanged():
-    from strassen_hw.train.fit import TrainConfig
+    from strassen_hw.train.recipe import TrainConfig
     assert "student" not in TrainConfig().to_json()
     assert TrainConfig(student="twn").to_json()["student"] == "twn"
     assert TrainConfig(student="twn").key() != TrainConfig().key()
@@ -210,7 +210,7 @@ def test_train_config_key_of_strassen_runs_is_unchanged():
 def tiny():
     from strassen_hw.train import data
     from strassen_hw.train.baselines import train_twn
-    from strassen_hw.train.fit import TrainConfig, train
+    from strassen_hw.train.recipe import TrainConfig, train
     digits = data.load()
     config = TrainConfig(hidden=16, r=(8, 6), teacher_epochs=6, phase_epochs=(3, 3, 2))
     result = train(config, digits, progress=False)
@@ -245,7 +245,7 @@ def test_train_and_freeze_a_tiny_twn(tiny):
 
 def test_cli_freezes_a_twn_checkpoint(tiny, tmp_path, capsys):
     from strassen_hw.cli import main
-    from strassen_hw.train.fit import save_checkpoint
+    from strassen_hw.train.recipe import save_checkpoint
     digits, _, twn = tiny
     save_checkpoint(tmp_path / "twn.pt", twn)
     assert main(["freeze", str(tmp_path / "twn.pt"), "-o", str(tmp_path / "twn.json"),

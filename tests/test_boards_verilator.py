@@ -92,13 +92,13 @@ def _cached_digits():
     """The demo's digits network, frozen from its cached checkpoint, or None (not trained on
     this machine: the test is skipped rather than training for a minute)."""
     from strassen_hw.demo import DEFAULT, default_cache_dir
-    from strassen_hw.train.fit import TrainConfig
+    from strassen_hw.train.recipe import TrainConfig
     config = TrainConfig(seed=0, **DEFAULT)
     path = default_cache_dir() / f"digits-{config.key()}.pt"
     if not path.is_file():
         return None
     from strassen_hw.train import data as digits
-    from strassen_hw.train.fit import load_checkpoint
+    from strassen_hw.train.recipe import load_checkpoint
     from strassen_hw.train.freeze import freeze
     data = digits.load()
     net, _ = freeze(load_checkpoint(path).student, data.x_train, name="digits",

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from strassen_hw.train.conv import StrassenConv2d, conv2d_counts
-from strassen_hw.train.fit import (TrainConfig, build_models, load_checkpoint,
+from strassen_hw.train.recipe import (TrainConfig, build_models, load_checkpoint,
                                    save_checkpoint, train)
 from strassen_hw.train.layers import (PHASES, StrassenLinear, count_operations, set_phase,
                                       strassenize)

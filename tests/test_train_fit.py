@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from strassen_hw.train.fit import (TrainConfig, build_models, load_checkpoint,
+from strassen_hw.train.recipe import (TrainConfig, build_models, load_checkpoint,
                                    save_checkpoint, train)
 from train_quick import QUICK, digits, quick_result
 
@@ -92,3 +92,116 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     teacher, student = build_models(TrainConfig(hidden=16, r=(6, 4), seed=3))
     assert not torch.equal(a["teacher.0.weight"], teacher.state_dict()["0.weight"])
     assert not torch.equal(a["student.0.a_tilde"], student.state_dict()["0.a_tilde"])
+
+
+# --- fit: the recipe for any model ------------------------------------------------------------
+
+def _float_data(split="train"):
+    data = digits()
+    x = torch.as_tensor(getattr(data, f"x_{split}"), dtype=torch.float32) / 16
+    return x, torch.as_tensor(getattr(data, f"y_{split}"))
+
+
+def _small_mlp():
+    torch.manual_seed(11)
+    return torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(),
+                               torch.nn.Linear(16, 10))
+
+
+def test_fit_trains_teacher_and_a_strassen_copy_with_a_history_per_phase():
+    from strassen_hw.train import PHASES, StrassenLinear, fit
+    model = _small_mlp()
+    before = model[0].weight.detach().clone()
+    student, history = fit(model, _float_data(), r=(6, 4), test_data=_float_data("test"),
+                           teacher_epochs=6, epochs=(4, 3, 2), progress=False)
+    assert list(history) == ["teacher", *PHASES]
+    assert [len(rows) for rows in history.values()] == [6, 4, 3, 2]
+    assert all(row["stage"] == stage for stage, rows in history.items() for row in rows)
+    # the model itself was trained as the teacher; the student is a separate copy
+    assert not torch.equal(model[0].weight, before)
+    assert isinstance(model[0], torch.nn.Linear) and isinstance(student[0], StrassenLinear)
+    assert (student[0].r, student[2].r) == (6, 4)
+    # three times chance (0.10): any reasonable run, on any machine
+    assert _accuracy(model) > 0.3 and _accuracy(student) > 0.3
+    assert history["ternary_fixed"][-1]["test_accuracy"] == pytest.approx(_accuracy(student))
+    # left in the last phase: ternary values fixed, ã still a parameter that trained
+    assert student[0].quantized and not student[0].w_b.requires_grad
+    assert not student.training
+
+
+def test_fit_with_a_dataloader_and_numpy_arrays():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from strassen_hw.train import fit
+    x, y = _float_data()
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    student, history = fit(_small_mlp(), loader, r=(6, 4), test_data=_float_data("test"),
+                           teacher_epochs=3, epochs=(3, 3, 1), progress=False)
+    assert history["teacher"][-1]["train_accuracy"] > 0.3          # chance is 0.10
+    assert _accuracy(student) > 0.3
+    # numpy float64 inputs and int labels are taken as the model's dtype and as class indices
+    student, history = fit(_small_mlp(), (x.double().numpy(), y.numpy()), r=4,
+                           teacher_epochs=1, epochs=(1, 1, 1), progress=False)
+    assert history["ternary_fixed"][0]["test_accuracy"] is None
+    assert student[0].r == student[2].r == 4
+
+
+def test_fit_trains_a_strassen_model_as_it_is():
+    from strassen_hw.train import fit, strassenize
+    model = strassenize(_small_mlp(), (6, 4))
+    student, history = fit(model, _float_data(), epochs=(1, 1, 1), progress=False)
+    assert student is model and "teacher" not in history
+    teacher = _small_mlp()
+    student, history = fit(model, _float_data(), teacher=teacher, epochs=(1, 1, 1),
+                           teacher_epochs=5, progress=False)
+    assert student is model and "teacher" not in history        # the given teacher is kept
+    with pytest.raises(ValueError, match="already holds Strassen layers; leave r out"):
+        fit(model, _float_data(), r=3)
+
+
+def test_fit_repeats_itself_and_restores_the_thread_count():
+    from strassen_hw.train import fit
+    seen = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = [fit(_small_mlp(), _float_data(), r=(6, 4), seed=seed, teacher_epochs=1,
+                    epochs=(1, 1, 1), progress=False,
+                    log=lambda line: seen.append(torch.get_num_threads()))[0].state_dict()
+                for seed in (4, 4, 5)]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert seen and set(seen) == {1}                 # one thread while training
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert not torch.equal(runs[0]["0.w_b"], runs[2]["0.w_b"])
+
+
+def test_fit_refusals_are_one_line():
+    from strassen_hw.train import fit
+    x, y = _float_data()
+    with pytest.raises(ValueError, match="give r, the products per Strassen layer"):
+        fit(_small_mlp(), (x, y))
+    with pytest.raises(ValueError, match="1437 inputs but 10 labels"):
+        fit(_small_mlp(), (x, y[:10]), r=4)
+    with pytest.raises(ValueError, match="labels must be a 1-D tensor of class indices"):
+        fit(_small_mlp(), (x, y.float()), r=4)
+    with pytest.raises(ValueError, match="a tuple \\(inputs, labels\\)"):
+        fit(_small_mlp(), x, r=4)
+    with pytest.raises(ValueError, match="epochs needs 3 values"):
+        fit(_small_mlp(), (x, y), r=4, epochs=(1, 1))
+
+
+def test_train_fit_old_module_path_still_imports():
+    import strassen_hw.train as package
+    from strassen_hw.train import recipe
+    from strassen_hw.train.fit import TrainConfig as old
+    assert old is recipe.TrainConfig
+    assert callable(package.fit) and package.fit is recipe.fit
+
+
+def test_default_config_is_the_demos_network():
+    from strassen_hw.demo import DEFAULT
+    config = TrainConfig()
+    assert (config.hidden, config.r) == (32, (20, 8)) == (DEFAULT["hidden"], DEFAULT["r"])

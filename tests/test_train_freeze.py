@@ -17,7 +17,7 @@ from torch import nn
 from strassen_hw.frozen import Format, dumps, from_json
 from strassen_hw.reference import forward, layer_forward
 from strassen_hw.train.freeze import freeze
-from strassen_hw.train.fit import digits_mlp
+from strassen_hw.train.recipe import digits_mlp
 from strassen_hw.train.layers import StrassenLinear, set_phase, strassenize
 from train_quick import digits
 

@@ -80,7 +80,7 @@ def test_frozen_odd_model_tracks_the_float_model():
 
 @functools.lru_cache(maxsize=None)
 def _quick_cnn():
-    from strassen_hw.train.fit import TrainConfig, train
+    from strassen_hw.train.recipe import TrainConfig, train
     config = TrainConfig(model="cnn", r=(8, 16, 10), p=(2, 2), batch_norm=True,
                          teacher_epochs=4, phase_epochs=(4, 4, 2), seed=0)
     return train(config, digits(), progress=False)

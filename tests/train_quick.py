@@ -15,5 +15,5 @@ def digits():
 
 @functools.lru_cache(maxsize=None)
 def quick_result():
-    from strassen_hw.train.fit import TrainConfig, train
+    from strassen_hw.train.recipe import TrainConfig, train
     return train(TrainConfig(**QUICK), digits(), progress=False)

@@ -114,7 +114,7 @@ def freeze_twn(model, calibration, *, input_format, input_scale, name="twn", a_w
 def train_twn(config, data, *, teacher=None, progress=False, log=None):
     """Train the TWN student of ``config`` (its ``student`` set to ``"twn"``) on ``data``,
     distilling from ``teacher`` (trained from ``config`` when None), with the Strassen
-    student's phases and settings. Returns a :class:`~strassen_hw.train.fit.TrainResult`."""
-    from .fit import train
+    student's phases and settings. Returns a :class:`~strassen_hw.train.recipe.TrainResult`."""
+    from .recipe import train
     config = dataclasses.replace(config, student="twn")
     return train(config, data, progress=progress, log=log, teacher=teacher)

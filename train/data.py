@@ -15,7 +15,8 @@ import numpy as np
 
 from strassen_hw.frozen import Format
 
-__all__ = ["INPUT_FORMAT", "INPUT_SCALE", "SPLIT_SEED", "TEST_SIZE", "Digits", "load"]
+__all__ = ["INPUT_FORMAT", "INPUT_SCALE", "SPLIT_SEED", "TEST_SIZE", "Digits", "load", "pixel_order",
+           "chw_order"]
 
 #: Pixels are integers 0..16: 5 unsigned bits.
 INPUT_FORMAT = Format(5, signed=False)
@@ -63,3 +64,26 @@ def load():
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=TEST_SIZE, stratify=y, random_state=SPLIT_SEED)
     return Digits(x_train, y_train, x_test, y_test)
+
+
+def pixel_order(images):
+    """Images in torch's (N, C, H, W) order as the rows a frozen network reads: (N, H·W·C),
+    pixel by pixel, row-major, all C channels of a pixel together (see
+    :mod:`strassen_hw.frozen_conv`). Give these rows to ``freeze`` (calibration),
+    ``reference.forward``, ``simulate`` and ``check``; a model fed the (N, C, H, W) images
+    freezes with ``input_shape=(C, H, W)``. Accepts numpy arrays and CPU tensors; keeps the
+    dtype. :func:`chw_order` is the inverse."""
+    x = np.asarray(images)
+    if x.ndim != 4:
+        raise ValueError(f"pixel_order needs images of shape (N, C, H, W), not {x.shape}")
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(len(x), -1)
+
+
+def chw_order(rows, shape):
+    """Rows in pixel order (N, H·W·C) back to images (N, C, H, W); ``shape = (C, H, W)``."""
+    x = np.asarray(rows)
+    c, h, w = (int(v) for v in shape)
+    if x.ndim != 2 or x.shape[1] != c * h * w:
+        raise ValueError(f"chw_order needs rows of {c}·{h}·{w} = {c * h * w} values for shape "
+                         f"{(c, h, w)}, not {x.shape}")
+    return np.ascontiguousarray(x.reshape(len(x), h, w, c).transpose(0, 3, 1, 2))
