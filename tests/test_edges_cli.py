@@ -236,7 +236,7 @@ def test_waves_are_limited_and_sized_before_writing(files, capsys, monkeypatch):
     def stop(net, x, **kwargs):            # stands in for the simulator: the CLI is under test
         seen.update(vectors=len(x), waves=kwargs["waves"])
         raise strassen_hw.sim.SimulationError("stopped by the test")
-    monkeypatch.setattr(strassen_hw.sim, "check", stop, raising=False)
+    monkeypatch.setattr(strassen_hw.sim, "verify", stop, raising=False)
     monkeypatch.chdir(tmp)
     status = main(["simulate", str(net), "--waves"])
     err = capsys.readouterr().err
