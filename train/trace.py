@@ -517,7 +517,7 @@ class _Walker:
     def unflatten(self, node, m):
         v = self.tensor(node.args[0])
         size = tuple(m.unflattened_size)
-        if v.op != "input" or m.dim not in (1, -2) or len(size) != 3 or size[0] != 1 or (
+        if v.op != "input" or m.dim not in (1, -1) or len(size) != 3 or size[0] != 1 or (
                 v.shape is not None and _image(v.shape)):
             self.refuse(f"cannot freeze {m}: only a first nn.Unflatten(1, (1, H, W)) to "
                         "one-channel images (pixel order = its order)", what="Unflatten")
@@ -613,6 +613,10 @@ class _Walker:
             n = None if v.shape is None or None in v.shape else int(np.prod(v.shape))
             if batch and (shape[1] == -1 or (n is not None and shape[1] == n)):
                 self.flatten(node, 1, -1)
+            elif (isinstance(shape[0], fx.Node) and self.vals[shape[0]].batch
+                  and len(shape) == 4 and shape[1] == 1 and v.op == "input"
+                  and all(isinstance(k, int) and k > 0 for k in shape[2:])):
+                self.unflatten(node, nn.Unflatten(1, tuple(shape[1:])))
             else:
                 self.refuse(f"a {name} to another shape than (batch, -1) reinterprets the "
                             "pixel order; only flattening freezes (torch.flatten(x, 1))")
