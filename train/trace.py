@@ -140,6 +140,9 @@ class _Tracer(fx.Tracer):
         super().__init__()
         self.record_stack_traces = True
 
+    def _filter_traceback_frames(self, user_stack_summary):
+        return user_stack_summary          # every frame: _source picks the model's own
+
     def is_leaf_module(self, m, qualname):
         return isinstance(m, _LAYERS) or super().is_leaf_module(m, qualname)
 
@@ -169,7 +172,7 @@ def _describe(model, node):
     elif node.op == "call_function":
         what = getattr(node.target, "__name__", str(node.target))
         module = getattr(node.target, "__module__", None) or ""
-        if module.startswith("torch.nn.functional"):
+        if getattr(F, what, None) is node.target or module.startswith("torch.nn.functional"):
             what = f"F.{what}"
         elif module.startswith("torch") or module == "_operator":
             what = ("" if module == "_operator" else "torch.") + what
@@ -212,6 +215,7 @@ class _Walker:
         self.model, self.input_shape = model, input_shape
         self.ops, self.vals, self.names = [], {}, set()
         self.calls = {}             # id(module) -> input shape of its first call
+        self.pool_sources = {}      # pool op name -> the fx node it pools
         self.node = None
 
     # --- helpers ------------------------------------------------------------------------
@@ -458,9 +462,31 @@ class _Walker:
             op.relu = True
             self.vals[node] = _Val(op.name, op.shape, fresh=True, nonneg=True)
             return
+        pool = self.fresh_pool(arg)
+        if pool is not None:
+            pool.relu = True
+            self.vals[node] = _Val(v.op, v.shape, fresh=False, nonneg=True)
+            return
         self.refuse("a ReLU must follow a layer, an add or a max pooling after one, once, and "
                     "nothing else may read the value before the ReLU (after average pooling "
                     "it does not commute)", what="ReLU")
+
+    def fresh_pool(self, arg):
+        """The layer or add before the max pool op that ``arg`` is, when a ReLU after the pool
+        may fold into it (relu(max(x)) = max(relu(x)); nothing else reads either)."""
+        v = self.vals[arg]
+        if v.op == "input" or not self.sole(arg):
+            return None
+        op = self.op(v.op)
+        if op is None or op.kind != "pool" or op.mode != "max":
+            return None
+        source = self.pool_sources.get(op.name)
+        if source is None or not self.sole(source) or not self.vals[source].fresh:
+            return None
+        before = self.op(self.vals[source].op)
+        if before is None or before.kind not in ("layer", "add") or before.relu:
+            return None
+        return before
 
     def pool(self, node, mode, q, ok, text):
         v = self.tensor(node.args[0])
@@ -488,6 +514,7 @@ class _Walker:
         shape = (c, None if h is None else h // q, None if w is None else w // q)
         new = self.emit(Op(self.name(node.name), "pool", (v.op,), shape, self.where(),
                            mode=mode, size=q))
+        self.pool_sources[new.name] = node.args[0]
         self.vals[node] = _Val(new.name, shape, fresh=False, nonneg=v.nonneg)
 
     def global_pool(self, node, size):
