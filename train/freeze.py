@@ -230,6 +230,10 @@ def _float_layers(chain):
         if stage.geometry is None:
             if stage.perm is not None:
                 t_b = t_b[:, stage.perm]
+            if getattr(layer, "bn", None) is not None:       # as for a convolution, below
+                scale, offset = _bn_fold(layer.bn)
+                bias = bias + t_c @ (float(alpha_c) * a_tilde * offset)
+                a = a * scale
             out.append((t_b, t_c, a, bias))
             continue
         # W_b (r, c_in/g, K, K) -> block-diagonal (r, c_in, K, K) -> window order (r, K·K·c_in);
