@@ -1,12 +1,22 @@
 """Freeze a trained Strassen model into a :class:`~strassen_hw.frozen.FrozenNetwork`.
 
-The model is a chain (an ``nn.Sequential``) of :class:`StrassenLinear` and
-:class:`StrassenConv2d` layers, each optionally followed by a ReLU, and each convolution
-optionally by ``nn.MaxPool2d(q)`` or ``nn.AvgPool2d(q)`` (q a power of two; kernel = stride,
-no padding); ``nn.Identity`` and ``nn.Dropout`` are skipped, an ``nn.Unflatten`` to one channel
-may come first (it sets the image size) and ``nn.Flatten`` goes between the convolutions and
-the linear layers. Its input is ``x_int · input_scale`` with integer ``x_int`` in
-``input_format`` (digits: pixels 0..16, scale 1/16).
+:func:`freeze` traces the model's forward pass with ``torch.fx``
+(:func:`strassen_hw.train.trace.trace`) and freezes what it computes: Strassen, TWN and dense
+(``nn.Linear``, ``nn.Conv2d``) layers in any order the forward pass uses them, a module called
+twice becoming two layers; batch norms folded into the layer before them; ReLU; max and average
+pooling (folded into the convolution before them, or a pool node); global average pooling;
+flattening; and ``+`` between tensors. Anything else is refused with one line naming the op,
+the node and the source line. The model's input is ``x_int · input_scale`` with integer
+``x_int`` in ``input_format`` (digits: pixels 0..16, scale 1/16); a model that starts with
+``nn.Unflatten(1, (1, H, W))`` (or ``x.view(x.size(0), 1, H, W)``) reads images of one
+channel from the flat pixels, otherwise ``input_shape`` gives ``(C, H, W)``.
+
+A model whose layers follow one another (each reading the one before, with ReLU, pooling
+folded into its convolution, and flattening between) freezes into a chain, byte for byte the
+network it froze into before tracing existed (format versions 1 and 2). Any other model --
+with an add, a global pool, or a pool that cannot fold -- freezes into a version-3 graph
+(:mod:`strassen_hw.graph`): one node per layer, add, pool and flatten, named after the
+traced nodes.
 
 Convolutions become :class:`~strassen_hw.frozen.FrozenConvLayer`: their ``W_b``/``W_c`` are
 reshaped into the patch layer's matrices (pixel order of :mod:`strassen_hw.frozen_conv`), the
@@ -45,6 +55,22 @@ What is rounded (all ``half_up``, identical in reference and hardware)
 
 Every layer's real step (the value of one integer unit of its output) is a power of two:
 ``2^(product_shift + shift - F)``; :func:`freeze` reports it.
+
+Graph nodes (version 3)
+-----------------------
+- A layer without ReLU keeps every value it can produce, as the logits do (its calibration
+  peak in ``logit_width`` signed bits, the width covering its exact range, up to 32 bits).
+- ``add``: each input is shifted left (``align``) onto the finest input step, which is exact
+  because every step is a power of two (an input whose step is not, such as a global pool's,
+  is refused: put a layer on that branch); the sum is rounded ``half_up`` by ``shift`` to
+  ``act_width`` unsigned bits for its calibration peak after a ReLU (saturated there), or,
+  without ReLU, kept whole like a layer without ReLU.
+- ``pool`` max / avg keep their input's format and step; ``global`` sums each channel over
+  the H·W pixels and shifts right by the smallest shift that keeps the calibration peak in
+  ``act_width`` bits (saturated), so one output unit is ``step·2^shift/(H·W)`` of the mean,
+  a factor the next layer's ã takes (H·W need not be a power of two).
+- :meth:`FreezeReport.summary` lists per node what was chosen (formats, shifts, steps) and the
+  largest magnitude calibration saw there; :attr:`FreezeReport.nodes` holds the same entries.
 """
 
 import math
@@ -726,7 +752,7 @@ def _build_graph(name, plan, parts, peaks, a_width, input_format, input_scale, a
                 entry.update(step=ins[0][1], output=ins[0][0].to_json(), mode=op.mode,
                              size=op.size)
         except FrozenError as e:
-            raise FrozenError(f"node '{op.name}' ({op.where}): {e}") from None
+            raise FrozenError(f"{op.where}: {e}") from None
         info.append(entry)
     return _emit_graph(name, input_format, _pixels(plan.input_shape), nodes), info
 
