@@ -381,3 +381,69 @@ def test_pool_and_flatten_refusals():
             freeze(_ready(Bad(pool)), _pixels(64, 4), input_format=FMT, input_scale=1 / 16,
                    input_shape=(1, 8, 8))
         assert "\n" not in str(e.value)
+
+
+class _Branches(nn.Module):
+    """Two linear branches added; ``tiny`` scales branch b's ã (its step follows)."""
+
+    def __init__(self, tiny):
+        super().__init__()
+        self.tiny = tiny
+        self.a = StrassenLinear(64, 8, 6)
+        self.b = StrassenLinear(64, 8, 6)
+        self.out = StrassenLinear(6, 4, 3)
+
+    def forward(self, x):
+        return self.out(F.relu(self.a(x) + self.b(x)))
+
+
+def _scaled(tiny):
+    model = _ready(_Branches(tiny))
+    with torch.no_grad():
+        model.b.a_tilde.mul_(tiny)
+        model.b.bias.mul_(tiny)
+    return model
+
+
+def test_add_at_format_extremes():
+    x = _pixels(64, 300)
+    # branch b 2^-20 times smaller: its step is about 2^20 finer, the align shifts branch a
+    # up by about 20 bits, and the sum is still exact (the formula on the frozen inputs)
+    net, report = freeze(_scaled(2.0 ** -20), x, input_format=FMT, input_scale=1 / 16,
+                         a_width=12)
+    add = net.node("add")
+    assert 18 <= add.align[0] <= 22 and add.align[1] == 0
+    u = layer_forward(net.node("a").layer, x).astype(object)
+    v = layer_forward(net.node("b").layer, x).astype(object)
+    total = (u << add.align[0]) + (v << add.align[1])
+    half = 1 << (add.shift - 1) if add.shift else 0
+    want = np.minimum(np.maximum((total + half) >> add.shift, 0), add.output.max)
+    cut = type(net)(net.name, net.input, nodes=net.nodes[:3], input_shape=net.input_shape)
+    assert np.array_equal(forward(cut, x), want.astype(np.int64))
+    # 2^-40: an align shift past 32 bits is refused in one line naming the node
+    with pytest.raises(ValueError) as e:
+        freeze(_scaled(2.0 ** -40), x, input_format=FMT, input_scale=1 / 16, a_width=12)
+    assert "\n" not in str(e.value) and "node 'add'" in str(e.value)
+    assert "needs an align shift of" in str(e.value) and "(> 32)" in str(e.value)
+
+
+def test_add_of_a_global_pool_cannot_align():
+    """A global pool over 7×7 pixels has a step of 2^k/49: no exact align shift exists."""
+    class PoolPlusLayer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = StrassenConv2d(1, 4, 3, 4, padding=1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = StrassenLinear(4, 4, 4)
+            self.out = StrassenLinear(4, 3, 3)
+
+        def forward(self, x):
+            v = torch.flatten(self.pool(F.relu(self.conv(x))), 1)
+            return self.out(F.relu(v + self.fc(v)))
+    model = _ready(PoolPlusLayer())
+    with pytest.raises(ValueError) as e:
+        freeze(model, _pixels(49, 50), input_format=FMT, input_scale=1 / 16,
+               input_shape=(1, 7, 7), a_width=10)
+    assert "\n" not in str(e.value)
+    assert "is not a power-of-two multiple" in str(e.value) and "put a layer on that branch" \
+        in str(e.value)
