@@ -22,6 +22,17 @@ default epochs (250, 40, 10)::
 
 Under ``torchrun`` each process trains on its share of every global batch (see
 :mod:`strassen_hw.train.distributed`); only the first process prints and writes files.
+
+Freezing: ``--freeze PATH`` writes the trained student as a frozen network (a version-3 graph:
+its nine shortcut additions are ``add`` nodes, the projections 1×1 stride-2 conv nodes, the
+global average pool a ``pool`` node, the dense classifier a ``dense`` linear node) and reports
+the file's size and load time. The frozen input is the integer pixels (8 bits), so with
+``--freeze`` the images must be uint8 and the model sees them scaled by one factor
+``1/(255·std)`` (std over all pixels and channels) instead of per-channel mean and std (an
+offset or a per-channel scale cannot fold exactly into ternary ``W_b`` with zero padding).
+``--smoke --freeze PATH`` trains on random 3×32×32 uint8 images::
+
+    python benchmarks/resnet20.py --smoke --freeze st_resnet20.json
 """
 
 import argparse
@@ -196,6 +207,43 @@ def _train_stage(model, stage, epochs, data, context, args, generator, teacher, 
     return _evaluate(model, x_test, y_test)
 
 
+def _pixel_rows(x):
+    """Integer pixels (N, H·W·C) in pixel order of float images ``x`` (N, C, H, W) in 0..1."""
+    return np.round(x * 255).astype(np.int64).transpose(0, 2, 3, 1).reshape(len(x), -1)
+
+
+def freeze_student(student, x_train, x_test, y_test, std, args, say):
+    """Freeze ``student`` (inputs ``x / std``, x the pixels in 0..1) into ``args.freeze``;
+    returns its figures: nodes, adds, ã width, file size, load time and the frozen test
+    accuracy (exact integer reference)."""
+    from strassen_hw.frozen import Format, load, save
+    from strassen_hw.reference import forward
+    from strassen_hw.train.freeze import freeze
+    student = student.cpu().eval()
+    shape = tuple(x_train.shape[1:])
+    start = time.perf_counter()
+    net, report = freeze(student, _pixel_rows(x_train[:args.calibration]), name="st_resnet20",
+                         input_format=Format(8, signed=False), input_scale=1 / (255 * std),
+                         input_shape=shape, a_width=args.a_width)
+    seconds = time.perf_counter() - start
+    save(net, args.freeze)
+    size = Path(args.freeze).stat().st_size
+    start = time.perf_counter()
+    again = load(args.freeze)
+    load_seconds = time.perf_counter() - start
+    predictions = forward(again, _pixel_rows(x_test)).argmax(1)
+    kinds = [node.KIND for node in net.nodes]
+    figures = {"path": str(args.freeze), "bytes": size, "load_seconds": load_seconds,
+               "freeze_seconds": seconds, "nodes": len(kinds), "adds": kinds.count("add"),
+               "convs": kinds.count("conv"), "a_width": report.a_width,
+               "accuracy": float(np.mean(predictions == y_test))}
+    say(f"froze into {args.freeze}: {len(kinds)} nodes ({kinds.count('conv')} conv, "
+        f"{kinds.count('add')} add, {kinds.count('pool')} pool, {kinds.count('linear')} "
+        f"linear), ã in {report.a_width} bits, {size:,} bytes, loads in {load_seconds:.2f} s "
+        f"(froze in {seconds:.1f} s); frozen test accuracy {100 * figures['accuracy']:.2f}%")
+    return figures
+
+
 def _args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="folder with x_train.npy, y_train.npy, x_test.npy, "
@@ -223,6 +271,12 @@ def _args(argv):
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--save", help="write the trained student's state_dict here")
+    parser.add_argument("--freeze", metavar="PATH",
+                        help="write the trained student as a frozen network (JSON) here")
+    parser.add_argument("--calibration", type=int, default=256,
+                        help="training images that calibrate the freeze (default 256)")
+    parser.add_argument("--a-width", type=int, default=None,
+                        help="signed bits of ã when freezing (default: chosen by freeze)")
     args = parser.parse_args(argv)
     try:
         args.epochs = tuple(int(v) for v in args.epochs.split(","))
@@ -254,9 +308,13 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     if args.smoke:
         gen = torch.Generator().manual_seed(args.seed)
-        arrays = (torch.rand(32, 3, 16, 16, generator=gen), torch.randint(0, 10, (32,)),
-                  torch.rand(16, 3, 16, 16, generator=gen), torch.randint(0, 10, (16,)))
+        side = 32 if args.freeze else 16
+        arrays = (torch.rand(32, 3, side, side, generator=gen), torch.randint(0, 10, (32,)),
+                  torch.rand(16, 3, side, side, generator=gen), torch.randint(0, 10, (16,)))
         arrays = [a.numpy() for a in arrays]
+        if args.freeze:                            # integer pixels, as a uint8 file gives
+            arrays[0] = np.round(arrays[0] * 255).astype(np.float32) / 255
+            arrays[2] = np.round(arrays[2] * 255).astype(np.float32) / 255
         args.epochs, args.batch_size = (1, 1, 1), 16
         args.teacher_epochs = min(args.teacher_epochs, 1)
     else:
@@ -265,8 +323,17 @@ def main(argv=None):
         except ValueError as e:
             parser.error(str(e))
     x_train, y_train, x_test, y_test = arrays
-    mean = x_train.mean(axis=(0, 2, 3), keepdims=True)
-    std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-8
+    if args.freeze:
+        pixels = np.round(x_train * 255)
+        if np.abs(x_train * 255 - pixels).max() > 1e-3 or pixels.min() < 0 or pixels.max() > 255:
+            parser.error("--freeze needs uint8 images (integer pixels 0..255): the frozen "
+                         "network's input is the integer pixels")
+        # one scale for all channels: it folds into the first layer's ã exactly
+        mean = np.zeros((1, 1, 1, 1), dtype=np.float32)
+        std = np.full((1, 1, 1, 1), x_train.std() + 1e-8, dtype=np.float32)
+    else:
+        mean = x_train.mean(axis=(0, 2, 3), keepdims=True)
+        std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-8
     device = context.device
     data = (torch.as_tensor((x_train - mean) / std, device=device),
             torch.as_tensor(y_train, device=device),
@@ -311,6 +378,9 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     if context.main and args.save:
         torch.save({k: v.cpu() for k, v in student.state_dict().items()}, args.save)
+    if context.main and args.freeze:
+        result["frozen"] = freeze_student(student, x_train, x_test, y_test, float(std.flat[0]),
+                                          args, say)
     teardown(context)
     return result
 

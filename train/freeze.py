@@ -1,12 +1,22 @@
 """Freeze a trained Strassen model into a :class:`~strassen_hw.frozen.FrozenNetwork`.
 
-The model is a chain (an ``nn.Sequential``) of :class:`StrassenLinear` and
-:class:`StrassenConv2d` layers, each optionally followed by a ReLU, and each convolution
-optionally by ``nn.MaxPool2d(q)`` or ``nn.AvgPool2d(q)`` (q a power of two; kernel = stride,
-no padding); ``nn.Identity`` and ``nn.Dropout`` are skipped, an ``nn.Unflatten`` to one channel
-may come first (it sets the image size) and ``nn.Flatten`` goes between the convolutions and
-the linear layers. Its input is ``x_int · input_scale`` with integer ``x_int`` in
-``input_format`` (digits: pixels 0..16, scale 1/16).
+:func:`freeze` traces the model's forward pass with ``torch.fx``
+(:func:`strassen_hw.train.trace.trace`) and freezes what it computes: Strassen, TWN and dense
+(``nn.Linear``, ``nn.Conv2d``) layers in any order the forward pass uses them, a module called
+twice becoming two layers; batch norms folded into the layer before them; ReLU; max and average
+pooling (folded into the convolution before them, or a pool node); global average pooling;
+flattening; and ``+`` between tensors. Anything else is refused with one line naming the op,
+the node and the source line. The model's input is ``x_int · input_scale`` with integer
+``x_int`` in ``input_format`` (digits: pixels 0..16, scale 1/16); a model that starts with
+``nn.Unflatten(1, (1, H, W))`` (or ``x.view(x.size(0), 1, H, W)``) reads images of one
+channel from the flat pixels, otherwise ``input_shape`` gives ``(C, H, W)``.
+
+A model whose layers follow one another (each reading the one before, with ReLU, pooling
+folded into its convolution, and flattening between) freezes into a chain, byte for byte the
+network it froze into before tracing existed (format versions 1 and 2). Any other model --
+with an add, a global pool, or a pool that cannot fold -- freezes into a version-3 graph
+(:mod:`strassen_hw.graph`): one node per layer, add, pool and flatten, named after the
+traced nodes.
 
 Convolutions become :class:`~strassen_hw.frozen.FrozenConvLayer`: their ``W_b``/``W_c`` are
 reshaped into the patch layer's matrices (pixel order of :mod:`strassen_hw.frozen_conv`), the
@@ -45,6 +55,22 @@ What is rounded (all ``half_up``, identical in reference and hardware)
 
 Every layer's real step (the value of one integer unit of its output) is a power of two:
 ``2^(product_shift + shift - F)``; :func:`freeze` reports it.
+
+Graph nodes (version 3)
+-----------------------
+- A layer without ReLU keeps every value it can produce, as the logits do (its calibration
+  peak in ``logit_width`` signed bits, the width covering its exact range, up to 32 bits).
+- ``add``: each input is shifted left (``align``) onto the finest input step, which is exact
+  because every step is a power of two (an input whose step is not, such as a global pool's,
+  is refused: put a layer on that branch); the sum is rounded ``half_up`` by ``shift`` to
+  ``act_width`` unsigned bits for its calibration peak after a ReLU (saturated there), or,
+  without ReLU, kept whole like a layer without ReLU.
+- ``pool`` max / avg keep their input's format and step; ``global`` sums each channel over
+  the H·W pixels and shifts right by the smallest shift that keeps the calibration peak in
+  ``act_width`` bits (saturated), so one output unit is ``step·2^shift/(H·W)`` of the mean,
+  a factor the next layer's ã takes (H·W need not be a power of two).
+- :meth:`FreezeReport.summary` lists per node what was chosen (formats, shifts, steps) and the
+  largest magnitude calibration saw there; :attr:`FreezeReport.nodes` holds the same entries.
 """
 
 import math
@@ -86,11 +112,32 @@ class FreezeReport:
     a_width: int
     candidates: list = field(default_factory=list)
     layers: list = field(default_factory=list)
+    nodes: list = None
 
     @property
     def output_step(self):
         """Real value of one unit of the network's integer logits."""
-        return self.layers[-1]["step"]
+        return (self.nodes or self.layers)[-1]["step"]
+
+    def summary(self):
+        """One line per layer (a graph: per node) with what the freeze chose (formats, shifts,
+        the step of one output unit) and the largest magnitude calibration saw there."""
+        lines = [f"ã in {self.a_width} signed bits"]
+        for index, e in enumerate(self.nodes or self.layers):
+            out = e["output"]
+            fmt = f"{out['width']} {'signed' if out['signed'] else 'unsigned'} bits"
+            name = e.get("name", f"layer {index}")
+            kind = e.get("kind", "layer")
+            what = {"layer": lambda: (f"ã 2^-{e['a_frac_bits']}, product shift "
+                                      f"{e['product_shift']}, shift {e['shift']}"),
+                    "add": lambda: f"align {e['align']}, shift {e['shift']}",
+                    "pool": lambda: (f"global sum of {e['pixels']} pixels >> {e['shift']}"
+                                     if "pixels" in e else f"{e['mode']} {e['size']}×"
+                                     f"{e['size']}"),
+                    "flatten": lambda: "pixel order"}[kind]()
+            peak = f", calibration peak {e['peak']:.4g}" if "peak" in e else ""
+            lines.append(f"{name} ({kind}): {what}; output {fmt}, step {e['step']:.4g}{peak}")
+        return lines
 
 
 @dataclass
@@ -102,6 +149,8 @@ class Stage:
     relu: bool = False
     geometry: ConvGeometry = None
     perm: np.ndarray = None
+    kind: str = None
+    bns: list = field(default_factory=list)
 
 
 def _pool(module, stage):
@@ -126,66 +175,35 @@ def _pool(module, stage):
         raise ValueError(f"cannot freeze {module}: {str(e).removeprefix('conv: ')}") from None
 
 
-def strassen_chain(model, input_shape=None):
-    """The :class:`Stage` list of ``model``; raises ``ValueError`` for any module other than
-    those listed in the module docstring, or in another order.
+def strassen_chain(model, input_shape=None, n_in=None):
+    """The :class:`Stage` list of a chain ``model`` (layers one after the other, see
+    :attr:`~strassen_hw.train.trace.Plan.is_chain`), from its traced forward pass; raises
+    ``ValueError`` (one line) for what :func:`~strassen_hw.train.trace.trace` refuses or a
+    model that is not a chain.
 
     ``input_shape`` is ``(channels, height, width)`` of the input image when the model starts
-    with a convolution without an ``nn.Unflatten`` before it (it is one channel then)."""
-    chain, shape, flat = [], input_shape, input_shape is None
-    for module in _leaves(model):
-        last = chain[-1] if chain else None
-        if isinstance(module, nn.Unflatten):
-            size = tuple(module.unflattened_size)
-            if chain or module.dim not in (1, -2) or len(size) != 3 or size[0] != 1:
-                raise ValueError(f"cannot freeze {module}: only a first nn.Unflatten(1, (1, H, "
-                                 "W)) to one-channel images (pixel order = its order)")
-            shape, flat = size, False
-        elif isinstance(module, StrassenConv2d):
-            if flat or shape is None:
-                raise ValueError("a Strassen convolution needs images: start the model with "
-                                 "nn.Unflatten(1, (1, H, W)) or give input_shape")
-            c, h, w = shape
-            if c != module.in_channels:
-                raise ValueError(f"{module} takes {module.in_channels} channel(s) but gets {c}")
-            geometry = ConvGeometry(in_channels=c, out_channels=module.out_channels, height=h,
-                                    width=w, kernel=module.kernel_size, stride=module.stride,
-                                    padding=module.padding, p=module.p, groups=module.groups)
-            chain.append(Stage(module, geometry=geometry))
-        elif isinstance(module, StrassenLinear):
-            perm = None
-            if shape is not None:
-                if not flat:
-                    raise ValueError("put nn.Flatten() between the convolutions and the "
-                                     "linear layers")
-                c, h, w = shape
-                perm = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
-                shape = None
-            chain.append(Stage(module, perm=perm))
-        elif isinstance(module, nn.ReLU):
-            if last is None or last.relu or (last.geometry is not None
-                                             and last.geometry.pool == "avg"):
-                raise ValueError("a ReLU must follow a Strassen layer (or its max pooling), "
-                                 "once")
-            last.relu = True
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            _pool(module, last)
-        elif isinstance(module, nn.Flatten):
-            flat = True
-        elif isinstance(module, nn.BatchNorm2d):
-            raise ValueError("cannot freeze a separate BatchNorm2d; use StrassenConv2d("
-                             "batch_norm=True), which folds into ã and the bias")
-        elif not isinstance(module, _SKIP):
-            raise ValueError(f"cannot freeze {type(module).__name__}; a frozen network holds "
-                             "Strassen layers with optional ReLU (and pooling) between them")
-        if chain and chain[-1].geometry is not None and chain[-1] is not last:
-            g = chain[-1].geometry
-            shape = (g.out_channels, *g.output_hw)
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            shape = (last.geometry.out_channels, *last.geometry.output_hw)
-    if not chain:
-        raise ValueError("the model has no Strassen layers; call strassenize() and train first")
-    return chain
+    with a convolution without an ``nn.Unflatten`` before it."""
+    plan = _plan(model, input_shape, n_in)
+    if not plan.is_chain:
+        raise ValueError("the model is a graph (add or pooling nodes), not a chain of layers")
+    return _stages(plan)
+
+
+def _plan(model, input_shape=None, n_in=None):
+    from .trace import trace
+    plan = trace(model, input_shape, n_in)
+    kinds = [op.layer_kind for op in plan.layers()]
+    if "strassen" not in kinds and "twn" not in kinds:
+        what = type(plan.layers()[0].module).__name__
+        raise ValueError(f"cannot freeze {what}: the model has no Strassen or TWN layers (a "
+                         "float model); call strassenize() and train first (the int8 "
+                         "baseline of a float model is train.baselines.freeze_dense)")
+    return plan
+
+
+def _stages(plan):
+    return [Stage(op.module, op.relu, op.geometry, op.perm, op.layer_kind, list(op.bns))
+            for op in plan.layers()]
 
 
 def layer_chain(model, kind, what, hint):
@@ -222,6 +240,9 @@ def _float_layers(chain):
     out = []
     for stage in chain:
         layer = stage.layer
+        if stage.kind in ("twn", "dense"):
+            out.append(_other_parts(stage))
+            continue
         # Ternarize in the model's own precision, so that entries at the threshold fall on
         # the same side as in the model's forward pass; then compute in float64.
         t_b, alpha_b, _ = ternarize(layer.w_b.detach().cpu())
@@ -235,6 +256,10 @@ def _float_layers(chain):
         if stage.geometry is None:
             if stage.perm is not None:
                 t_b = t_b[:, stage.perm]
+            if getattr(layer, "bn", None) is not None:       # as for a convolution, below
+                scale, offset = _bn_fold(layer.bn)
+                bias = bias + t_c @ (float(alpha_c) * a_tilde * offset)
+                a = a * scale
             out.append((t_b, t_c, a, bias))
             continue
         # W_b (r, c_in/g, K, K) -> block-diagonal (r, c_in, K, K) -> window order (r, K·K·c_in);
@@ -251,19 +276,65 @@ def _float_layers(chain):
         if layer.bn is not None:
             # BN(α_b·u) = scale·α_b·u + offset per hidden channel: scale into ã, ã·α_c·offset
             # through W_c into the bias of each patch output
-            bn = layer.bn
-            if bn.running_mean is None:
-                raise ValueError("cannot freeze a batch norm without running statistics")
-            scale = 1 / np.sqrt(bn.running_var.detach().cpu().double().numpy() + bn.eps)
-            offset = -bn.running_mean.detach().cpu().double().numpy() * scale
-            if bn.affine:
-                gamma = bn.weight.detach().cpu().double().numpy()
-                scale, offset = scale * gamma, offset * gamma + bn.bias.detach().cpu().double(
-                    ).numpy()
+            scale, offset = _bn_fold(layer.bn)
             bias = bias + t_c @ (float(alpha_c) * a_tilde * offset)
             a = a * scale
         out.append((t_b, t_c, a, bias))
     return out
+
+
+def _bn_fold(bn):
+    """``(scale, offset)`` of a batch norm in its running statistics: ``bn(y) = scale·y +
+    offset`` per channel (float64)."""
+    if bn.running_mean is None:
+        raise ValueError("cannot freeze a batch norm without running statistics")
+    scale = 1 / np.sqrt(bn.running_var.detach().cpu().double().numpy() + bn.eps)
+    offset = -bn.running_mean.detach().cpu().double().numpy() * scale
+    if bn.affine:
+        gamma = bn.weight.detach().cpu().double().numpy()
+        scale, offset = scale * gamma, offset * gamma + bn.bias.detach().cpu().double().numpy()
+    return scale, offset
+
+
+def _other_parts(stage):
+    """(T_b, T_c, a, bias) of a TWN or dense layer (kinds ``"twn"``, ``"dense"`` of
+    :data:`strassen_hw.frozen.KINDS`), with the batch norms after it folded into ``a`` and the
+    bias: one multiplier per output (TWN) or per weight (dense) takes a per-output scale
+    exactly."""
+    layer, conv = stage.layer, stage.geometry is not None
+    n_out = layer.out_channels if conv else layer.out_features
+    bias = (layer.bias.detach().cpu().double().numpy() if layer.bias is not None
+            else np.zeros(n_out))
+    if stage.kind == "twn":
+        ternary, alpha, _ = ternarize(layer.weight.detach().cpu(), dim=(1,))
+        t_b = ternary.numpy().astype(np.int64)
+        if stage.perm is not None:
+            t_b = t_b[:, stage.perm]
+        a = alpha.double().reshape(-1).numpy() * layer.gain.detach().cpu().double().numpy()
+        t_c = np.eye(n_out, dtype=np.int64)
+        rows = a.reshape(n_out, 1)
+    else:
+        w = layer.weight.detach().cpu().double().numpy()
+        if conv:
+            # (c_out, c_in/G, kh, kw) -> block-diagonal (c_out, c_in, kh, kw) -> window order
+            groups, c_group = layer.groups, w.shape[1]
+            full = np.zeros((n_out, layer.in_channels, *w.shape[2:]))
+            per = n_out // groups
+            for g in range(groups):
+                full[g * per:(g + 1) * per, g * c_group:(g + 1) * c_group] = w[g * per:
+                                                                              (g + 1) * per]
+            w = full.transpose(0, 2, 3, 1).reshape(n_out, -1)
+        elif stage.perm is not None:
+            w = w[:, stage.perm]
+        n_in = w.shape[1]
+        t_b = np.tile(np.eye(n_in, dtype=np.int64), (n_out, 1))
+        t_c = np.kron(np.eye(n_out, dtype=np.int64), np.ones((1, n_in), dtype=np.int64))
+        rows = w
+    rows = rows.copy()
+    for bn in stage.bns:
+        scale, offset = _bn_fold(bn)
+        rows, bias = rows * scale[:, None], bias * scale + offset
+    return t_b, t_c, rows.reshape(-1), bias
 
 
 def _conv_float(geometry, parts, relu, x):
@@ -367,13 +438,14 @@ def _build(name, chain, floats, peaks, a_width, input_format, input_scale, act_w
     for index, (stage, parts, peak) in enumerate(zip(chain, floats, peaks)):
         try:
             layer, item = _freeze_layer(parts, stage.relu, peak, fmt, scale, a_width,
-                                        act_width, guard_bits, logit_width, kind)
+                                        act_width, guard_bits, logit_width,
+                                        stage.kind or kind)
             if stage.geometry is not None:
                 layer = FrozenConvLayer(stage.geometry, layer)
         except FrozenError as e:
             raise FrozenError(f"layer {index}: {e}") from None
         layers.append(layer)
-        info.append(item)
+        info.append({**item, "peak": peak})
         fmt, scale = layer.output, item["step"]
     return FrozenNetwork(name=name, input=input_format, layers=layers), info
 
@@ -415,7 +487,15 @@ def freeze(model, calibration, *, input_format, input_scale, name="net", a_width
     -------
     (FrozenNetwork, FreezeReport)
     """
-    chain = strassen_chain(model, input_shape)
+    x = np.asarray(calibration)
+    plan = _plan(model, input_shape, x.shape[1] if x.ndim == 2 else None)
+    if not plan.is_chain:
+        return _freeze_graph(plan, calibration, input_format=input_format,
+                             input_scale=input_scale, name=name, a_width=a_width,
+                             act_width=act_width, guard_bits=guard_bits,
+                             logit_width=logit_width, tolerance=tolerance,
+                             max_logit_error=max_logit_error, max_a_width=max_a_width)
+    chain = _stages(plan)
     return freeze_parts(_float_layers(chain), chain, calibration, input_format=input_format,
                         input_scale=input_scale, name=name, a_width=a_width,
                         act_width=act_width, guard_bits=guard_bits, logit_width=logit_width,
@@ -449,9 +529,15 @@ def freeze_parts(floats, chain, calibration, *, input_format, input_scale, name=
         error = float(np.abs(logits - final).mean()) / max(spread, 1e-30)
         return net, info, {"a_width": width, "agreement": agreement, "logit_error": error}
 
+    return _choose(attempt, a_width, tolerance, max_logit_error, max_a_width)
+
+
+def _choose(attempt, a_width, tolerance, max_logit_error, max_a_width):
+    """``(net, FreezeReport)``: ``attempt(width)`` at ``a_width``, or the narrowest width that
+    keeps the predictions (see :func:`freeze`)."""
     if a_width is not None:
         net, info, item = attempt(a_width)
-        return net, FreezeReport(a_width=a_width, candidates=[item], layers=info)
+        return net, _report(a_width, [item], info)
     # The widest ã shows what the other roundings (activations, products) leave; the
     # narrowest width that comes within ``tolerance`` of it wins.
     best = attempt(max_a_width)
@@ -462,14 +548,251 @@ def freeze_parts(floats, chain, calibration, *, input_format, input_scale, name=
         if (item["agreement"] >= best[2]["agreement"] - tolerance
                 and item["logit_error"] <= max_logit_error):
             break
-    return net, FreezeReport(a_width=candidates[-1]["a_width"], candidates=candidates,
-                             layers=info)
+    return net, _report(candidates[-1]["a_width"], candidates, info)
+
+
+def _report(a_width, candidates, info):
+    if info and "kind" in info[0]:                      # a graph: one entry per node
+        return FreezeReport(a_width=a_width, candidates=candidates,
+                            layers=[e for e in info if e["kind"] == "layer"], nodes=info)
+    return FreezeReport(a_width=a_width, candidates=candidates, layers=info)
 
 
 def float_logits(model, x_int, input_scale, input_shape=None):
     """Float64 logits of the ternarized ``model`` (what :func:`freeze` approximates); batch
     norms in their running statistics."""
-    chain = strassen_chain(model, input_shape)
-    return _float_forward(chain, _float_layers(chain),
-                          np.asarray(x_int, dtype=np.float64) * float(input_scale))[1]
+    x = np.asarray(x_int, dtype=np.float64)
+    plan = _plan(model, input_shape, x.shape[1] if x.ndim == 2 else None)
+    if not plan.is_chain:
+        return _graph_forward(plan, _plan_parts(plan), x * float(input_scale))[1]
+    chain = _stages(plan)
+    return _float_forward(chain, _float_layers(chain), x * float(input_scale))[1]
 
+
+
+# --- graphs (version 3): add, pool and flatten nodes between the layers ----------------------
+
+def _plan_parts(plan):
+    """``{op name: (T_b, T_c, a, bias)}`` of every layer op of ``plan``."""
+    layers = plan.layers()
+    return {op.name: parts for op, parts in zip(layers, _float_layers(_stages(plan)))}
+
+
+def _pixels(shape):
+    """Pixel-order shape ``(H, W, C)`` or ``(n,)`` of a plan shape ``(C, H, W)`` / ``(n,)``."""
+    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else tuple(shape)
+
+
+def _graph_forward(plan, parts, x):
+    """``(peaks, y)``: per op the largest magnitude of its float64 output on the real inputs
+    ``x`` (pixel order; a convolution's before its pooling, what its format must hold) and
+    the output ``y``. Images are (N, H·W·C) in pixel order throughout."""
+    values, peaks = {"input": x}, {}
+    last_use = {}
+    for index, op in enumerate(plan.ops):
+        for name in op.inputs:
+            last_use[name] = index
+    for index, op in enumerate(plan.ops):
+        ins = [values[name] for name in op.inputs]
+        if op.kind == "layer":
+            stage = Stage(op.module, op.relu, op.geometry, op.perm, op.layer_kind)
+            peak_of, y = _stage_forward(stage, parts[op.name], ins[0])
+        elif op.kind == "add":
+            y = np.sum(ins, axis=0)
+            if op.relu:
+                y = np.maximum(y, 0)
+            peak_of = y
+        elif op.kind == "flatten":
+            y = peak_of = ins[0]
+        else:                                          # pool
+            c, h, w = plan_shape(plan, op.inputs[0])
+            img = ins[0].reshape(len(x), h, w, c)
+            if op.mode == "global":
+                y = img.mean(axis=(1, 2))
+            else:
+                q = op.size
+                hq, wq = h // q, w // q
+                win = img[:, :hq * q, :wq * q].reshape(len(x), hq, q, wq, q, c)
+                y = win.max(axis=(2, 4)) if op.mode == "max" else win.mean(axis=(2, 4))
+                y = y.reshape(len(x), -1)
+            peak_of = y
+        peaks[op.name] = float(np.abs(peak_of).max()) if peak_of.size else 0.0
+        values[op.name] = y
+        for name in op.inputs:                          # free what no later op reads
+            if last_use.get(name) == index and name != "input":
+                values.pop(name, None)
+    return peaks, values[plan.ops[-1].name]
+
+
+def plan_shape(plan, name):
+    return plan.input_shape if name == "input" else plan.op(name).shape
+
+
+def _stage_forward(stage, parts, x):
+    """``(before_pool, y)`` of one stage for real inputs ``x`` (N, n_in) in pixel order, as
+    :func:`_float_forward` computes it."""
+    t_b, t_c, a, bias = parts
+    g = stage.geometry
+    if g is None:
+        y = ((x @ t_b.T) * a) @ t_c.T + bias
+        if stage.relu:
+            y = np.maximum(y, 0)
+        return y, y
+    image = _conv_float(g, parts, stage.relu, x)
+    before = image.reshape(len(x), -1)
+    if g.pool == "max":
+        image = g.pool_windows(image).max(axis=3)
+    elif g.pool == "avg":
+        image = g.pool_windows(image).mean(axis=3)
+    return before, image.reshape(len(x), -1)
+
+
+def _power_of_two(value):
+    """k when ``value`` is exactly 2^k, else None."""
+    mantissa, exponent = math.frexp(value)
+    return exponent - 1 if mantissa == 0.5 else None
+
+
+def _exact_width(lo, hi, shift):
+    lo, hi = (round_shift(np.array([v], dtype=object), shift, "half_up")[0] for v in (lo, hi))
+    return signed_width(min(lo, 0), max(hi, 0))
+
+
+def _freeze_add(op, ins, peak, act_width, logit_width):
+    """``(fields, fmt, step, info)`` of an add node: align shifts that put every input at the
+    finest input step exactly, then one ``half_up`` shift to the output format (after a ReLU:
+    ``act_width`` unsigned bits for the calibration peak, saturated; without: every value the
+    sum can take, the calibration peak in ``logit_width`` signed bits)."""
+    steps = [step for _, step in ins]
+    finest = min(steps)
+    align = []
+    for (fmt, step), name in zip(ins, op.inputs):
+        k = _power_of_two(step / finest)
+        if k is None:
+            raise FrozenError(f"add '{op.name}': the step of '{name}' ({step:g}) is not a "
+                              f"power-of-two multiple of {finest:g}, so the inputs cannot be "
+                              "aligned exactly; put a layer on that branch")
+        if k > 32:
+            raise FrozenError(f"add '{op.name}': '{name}' needs an align shift of {k} (> 32)")
+        align.append(k)
+    lo = sum(fmt.min << k for (fmt, _), k in zip(ins, align))
+    hi = sum(fmt.max << k for (fmt, _), k in zip(ins, align))
+    peak_int = peak / finest
+    if op.relu:
+        out = Format(act_width, signed=False)
+        shift = max(0, math.ceil(math.log2(max(peak_int, 1e-30) / out.max)))
+    else:
+        top = (1 << (logit_width - 1)) - 1
+        shift = max(0, math.ceil(math.log2(max(peak_int, 1e-30) / top)))
+        while _exact_width(lo, hi, shift) > 32:
+            shift += 1
+        out = Format(max(2, _exact_width(lo, hi, shift)), signed=True)
+    step = finest * 2.0 ** shift
+    fields = dict(align=tuple(align), shift=shift, rounding="half_up", relu=op.relu, output=out)
+    info = {"align": list(align), "shift": shift, "step": step, "output": out.to_json()}
+    return fields, out, step, info
+
+
+def _freeze_global(op, fmt, step, shape, peak, act_width):
+    """``(fields, fmt, step, info)`` of a global average pool: the per-channel sum over the
+    H·W pixels shifted right by the smallest shift that keeps the calibration peak in
+    ``act_width`` bits (signed like its input), saturated there. One output unit is
+    ``step·2^shift/(H·W)`` of the mean: the next layer's ã takes that factor."""
+    c, h, w = shape
+    out = Format(act_width, signed=fmt.signed)
+    peak_sum = peak * h * w / step
+    shift = max(0, math.ceil(math.log2(max(peak_sum, 1e-30) / out.max)))
+    new_step = step * 2.0 ** shift / (h * w)
+    info = {"shift": shift, "step": new_step, "output": out.to_json(), "pixels": h * w}
+    return dict(shift=shift, output=out), out, new_step, info
+
+
+def _build_graph(name, plan, parts, peaks, a_width, input_format, input_scale, act_width,
+                 guard_bits, logit_width):
+    """The version-3 :class:`~strassen_hw.frozen.FrozenNetwork` of ``plan`` and one report
+    entry per node."""
+    state = {"input": (input_format, float(input_scale))}
+    nodes, info = [], []
+    for op in plan.ops:
+        ins = [state[n] for n in op.inputs]
+        entry = {"name": op.name, "kind": op.kind, "inputs": list(op.inputs),
+                 "peak": peaks[op.name], "where": op.where}
+        try:
+            if op.kind == "layer":
+                (fmt, scale), = ins
+                layer, item = _freeze_layer(parts[op.name], op.relu, peaks[op.name], fmt,
+                                            scale, a_width, act_width, guard_bits, logit_width,
+                                            op.layer_kind)
+                if op.geometry is not None:
+                    layer = FrozenConvLayer(op.geometry, layer)
+                entry.update(item, layer_kind=op.layer_kind, a_width=a_width)
+                nodes.append(("conv" if op.geometry is not None else "linear", op, layer))
+                state[op.name] = (layer.output, item["step"])
+            elif op.kind == "add":
+                fields, fmt, step, item = _freeze_add(op, ins, peaks[op.name], act_width,
+                                                      logit_width)
+                entry.update(item)
+                nodes.append(("add", op, fields))
+                state[op.name] = (fmt, step)
+            elif op.kind == "flatten":
+                nodes.append(("flatten", op, None))
+                state[op.name] = ins[0]
+                entry.update(step=ins[0][1], output=ins[0][0].to_json())
+            elif op.mode == "global":
+                (fmt, step), = ins
+                fields, fmt, step, item = _freeze_global(op, fmt, step,
+                                                         plan_shape(plan, op.inputs[0]),
+                                                         peaks[op.name], act_width)
+                entry.update(item)
+                nodes.append(("global", op, fields))
+                state[op.name] = (fmt, step)
+            else:
+                nodes.append(("pool", op, None))
+                state[op.name] = ins[0]
+                entry.update(step=ins[0][1], output=ins[0][0].to_json(), mode=op.mode,
+                             size=op.size)
+        except FrozenError as e:
+            raise FrozenError(f"{op.where}: {e}") from None
+        info.append(entry)
+    return _emit_graph(name, input_format, _pixels(plan.input_shape), nodes), info
+
+
+def _emit_graph(name, input_format, input_shape, nodes):
+    """The graph API's nodes (:mod:`strassen_hw.graph`) for ``(what, op, payload)``."""
+    from strassen_hw import graph
+    out = []
+    for what, op, payload in nodes:
+        if what == "linear":
+            out.append(graph.Linear(op.name, op.inputs, payload))
+        elif what == "conv":
+            out.append(graph.Conv(op.name, op.inputs, payload))
+        elif what == "add":
+            out.append(graph.Add(op.name, op.inputs, **payload))
+        elif what == "flatten":
+            out.append(graph.Flatten(op.name, op.inputs))
+        elif what == "global":
+            out.append(graph.Pool(op.name, op.inputs, "global", **payload))
+        else:
+            out.append(graph.Pool(op.name, op.inputs, op.mode, size=op.size))
+    return FrozenNetwork(name=name, input=input_format, nodes=out, input_shape=input_shape)
+
+
+def _freeze_graph(plan, calibration, *, input_format, input_scale, name, a_width, act_width,
+                  guard_bits, logit_width, tolerance, max_logit_error, max_a_width):
+    """:func:`freeze` of a plan with add, pool or flatten nodes (a version-3 graph)."""
+    from strassen_hw.reference import forward
+    parts = _plan_parts(plan)
+    x = np.asarray(calibration, dtype=np.int64)
+    peaks, final = _graph_forward(plan, parts, x * float(input_scale))
+    expected = final.argmax(1)
+    spread = float(np.abs(final - final.mean(1, keepdims=True)).mean())
+
+    def attempt(width):
+        net, info = _build_graph(name, plan, parts, peaks, width, input_format, input_scale,
+                                 act_width, guard_bits, logit_width)
+        logits = forward(net, x) * info[-1]["step"]
+        agreement = float((logits.argmax(1) == expected).mean())
+        error = float(np.abs(logits - final).mean()) / max(spread, 1e-30)
+        return net, info, {"a_width": width, "agreement": agreement, "logit_error": error}
+
+    return _choose(attempt, a_width, tolerance, max_logit_error, max_a_width)

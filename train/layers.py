@@ -32,6 +32,10 @@ class StrassenLinear(nn.Module):
         Sizes: ``W_b`` is (r, in_features), ã has r entries, ``W_c`` is (out_features, r).
     bias : bool
         Learn an additive bias of ``out_features`` entries.
+    batch_norm : bool
+        Batch norm over the r hidden values after ``W_b`` (before ã), as in
+        :class:`~strassen_hw.train.conv.StrassenConv2d`; it folds into ã and the bias at
+        freeze time.
 
     Attributes
     ----------
@@ -39,9 +43,10 @@ class StrassenLinear(nn.Module):
         Full-precision shadows; the forward pass sees ``α·T`` of them when quantization is on.
     a_tilde : Parameter
         ã, learned directly as the paper does when training from scratch.
+    bn : nn.BatchNorm1d or None
     """
 
-    def __init__(self, in_features, r, out_features, bias=True):
+    def __init__(self, in_features, r, out_features, bias=True, batch_norm=False):
         super().__init__()
         for name, value in (("in_features", in_features), ("r", r),
                             ("out_features", out_features)):
@@ -52,6 +57,7 @@ class StrassenLinear(nn.Module):
         self.w_c = nn.Parameter(torch.empty(out_features, r))
         self.a_tilde = nn.Parameter(torch.empty(r))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self.bn = nn.BatchNorm1d(self.r) if batch_norm else None
         self.quant_b = TernaryQuantizer()
         self.quant_c = TernaryQuantizer()
         self.reset_parameters()
@@ -63,6 +69,8 @@ class StrassenLinear(nn.Module):
         nn.init.ones_(self.a_tilde)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+        if self.bn is not None:
+            self.bn.reset_parameters()
 
     @property
     def quantized(self):
@@ -73,7 +81,10 @@ class StrassenLinear(nn.Module):
         return ((self.quant_b, self.w_b), (self.quant_c, self.w_c))
 
     def forward(self, x):
-        hidden = nn.functional.linear(x, self.quant_b(self.w_b)) * self.a_tilde
+        hidden = nn.functional.linear(x, self.quant_b(self.w_b))
+        if self.bn is not None:
+            hidden = self.bn(hidden)
+        hidden = hidden * self.a_tilde
         return nn.functional.linear(hidden, self.quant_c(self.w_c), self.bias)
 
     def extra_repr(self):
@@ -203,8 +214,17 @@ def twnize(model):
     return model
 
 
-def strassenize(model, r, p=1, groups=None, batch_norm=False):
+def strassenize(model, r, p=1, groups=None, batch_norm=False, input_shape=None):
     """Replace every ``nn.Linear`` and ``nn.Conv2d`` of ``model`` (in place) by a Strassen layer.
+
+    The model's forward pass is traced first (:func:`strassen_hw.train.trace.trace`): a model
+    that :func:`~strassen_hw.train.freeze.freeze` would refuse (an op it cannot freeze, a
+    data-dependent branch, a batch norm where it cannot fold, ...) is refused here, before any
+    training, with the same one line. The layers are replaced wherever they sit (inside blocks,
+    in shortcuts). A batch norm that directly follows a replaced layer (and nothing else reads
+    that layer's output) moves after its ``W_b`` (``batch_norm=True`` of the new layer; the
+    old module becomes ``nn.Identity``): there it folds into ã and the bias exactly, while after
+    the ternary ``W_c`` it could not.
 
     Parameters
     ----------
@@ -224,16 +244,26 @@ def strassenize(model, r, p=1, groups=None, batch_norm=False):
     groups : int, callable or None
         Groups of ``W_b`` in the convolutions; None takes each ``nn.Conv2d``'s own groups.
     batch_norm : bool
-        Batch norm after ``W_b`` in the convolutions.
+        Batch norm after ``W_b`` in every convolution (those followed by a batch norm get one
+        anyway).
+    input_shape : (int, int, int) or None
+        ``(channels, height, width)`` of the input images, when known: the check then covers
+        shapes too (a module called with two input shapes, pooling that does not fit).
 
     Returns
     -------
     nn.Module
         ``model`` itself, with fresh Strassen layers (they do not inherit the dense weights).
     """
+    from .trace import trace
     if isinstance(model, (nn.Linear, nn.Conv2d)):
         raise TypeError("strassenize needs a model that contains nn.Linear or nn.Conv2d layers; "
                         "wrap a bare layer in nn.Sequential")
+    plan = trace(model, input_shape)
+    followed = {}                            # id(layer) -> the batch norms right after it
+    for op in plan.layers():
+        if op.bns and isinstance(op.module, (nn.Linear, nn.Conv2d)):
+            followed.setdefault(id(op.module), []).extend(op.bns)
     targets = [(parent, name, child) for parent in model.modules()
                for name, child in parent.named_children()
                if isinstance(child, (nn.Linear, nn.Conv2d))]
@@ -257,16 +287,24 @@ def strassenize(model, r, p=1, groups=None, batch_norm=False):
             raise ValueError(f"p lists {len(patch)} value(s) but the model has {len(convs)} "
                              "nn.Conv2d layer(s)")
         patch = dict(zip(map(id, convs), patch))
+    moved = set()
     for (parent, name, child), size in zip(targets, sizes):
         if size is None:
             continue
+        bns = followed.get(id(child), [])
         if isinstance(child, nn.Linear):
             layer = StrassenLinear(child.in_features, size, child.out_features,
-                                   bias=child.bias is not None)
+                                   bias=child.bias is not None, batch_norm=bool(bns))
         else:
             layer = _strassen_conv(child, size, patch[id(child)],
-                                   groups(child) if callable(groups) else groups, batch_norm)
+                                   groups(child) if callable(groups) else groups,
+                                   batch_norm or bool(bns))
+        moved.update(map(id, bns))
         setattr(parent, name, layer.to(child.weight.device, child.weight.dtype))
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if id(child) in moved:
+                setattr(parent, name, nn.Identity())
     return model
 
 
