@@ -88,3 +88,42 @@ def test_short_training_learns():
                                  data=data, lr=3e-2)
     assert student.decoder.quant_c.enabled and not student.decoder.w_c.requires_grad
     assert lstm.bits_per_char(student, data[:1100], count=4) < 1.5
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_freeze_matches_the_float_model(layers):
+    """The frozen integer LM against the float Strassen LM it came from. The ternary matrices
+    are the shadows' TWN values exactly; ã is ``α_b·α_c·ã·s_in`` rounded to its grid. The
+    logits can only be compared approximately (the integer model rounds every gate, cell and
+    hidden value, and the recurrence carries those errors): mean error within 5 % of the
+    logits' spread, the same most likely character at 90 % of the steps."""
+    from strassen_hw import lstm as fl
+    from strassen_hw.train.quantize import ternarize
+    torch.manual_seed(1)
+    model = lstm.CharLM(66, 12, layers, r=2.0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, StrassenLinear):
+                m.a_tilde.mul_(4.0)
+                if m.bias is not None:
+                    m.bias.uniform_(-0.5, 0.5)
+    set_phase(model, "ternary_fixed")
+    model.eval()
+    chars = np.random.default_rng(0).integers(0, 66, (6, 80))
+    lm = lstm.freeze_lm(model, calibration=chars)
+    assert len(lm.cells) == layers and lm.alphabet[1] == "\n"
+    product = model.lstm.cells[-1]["h_g"]
+    frozen = lm.cells[-1].products["h_g"]
+    t_b, alpha_b, _ = ternarize(product.w_b.detach())
+    t_c, alpha_c, _ = ternarize(product.w_c.detach())
+    assert np.array_equal(frozen.w_b, t_b.numpy()) and np.array_equal(frozen.w_c, t_c.numpy())
+    a_real = (float(alpha_b) * float(alpha_c) * product.a_tilde.detach().double().numpy()
+              * 2.0 ** -lm.cells[-1].hidden_frac)
+    assert np.abs(frozen.a_tilde * 2.0 ** -frozen.a_frac_bits - a_real).max() <= \
+        2.0 ** -(frozen.a_frac_bits + 1)
+    got = fl.lm_forward(lm, chars) * fl.logit_step(lm)
+    with torch.no_grad():
+        want = model(torch.as_tensor(chars))[0].double().numpy()
+    assert np.abs(got - want).mean() < 0.05 * want.std()
+    assert (got.argmax(-1) == want.argmax(-1)).mean() >= 0.9
+    assert lm.multiplications()["products"] == lstm.multiplications(model)["products"]
