@@ -18,10 +18,16 @@ _TOTALS = ("multipliers", "products_shift", "products_zero", "adders", "adders_u
            "register_bits", "latency")
 
 
+def _layer_nodes(net):
+    """``(layer, input format)`` of every linear and conv node, in order."""
+    return [(node.layer, net.format_of(node.inputs[0])) for node in net.nodes
+            if node.KIND in ("linear", "conv")]
+
+
 def _report(name, plans, net=None):
     layers = [plan.report() for plan in plans]
-    for item, layer, fmt, p in zip(layers, net.layers if net else [],
-                                   net.layer_inputs() if net else [], plans):
+    pairs = _layer_nodes(net) if net else []
+    for item, (layer, fmt), p in zip(layers, pairs, plans):
         if hasattr(layer, "geometry"):     # a convolution: its patch layer, once per window
             g = layer.geometry
             cycles, latency = conv_cycles(g, p.latency)
@@ -37,9 +43,11 @@ def _report(name, plans, net=None):
                  n_in=layers[0]["n_in"], n_out=layers[-1]["n_out"],
                  r=sum(item["r"] for item in layers),
                  input=layers[0]["input"], output=layers[-1]["output"])
-    for item, layer in zip(layers, net.layers if net else []):
+    for item, (layer, _) in zip(layers, pairs):
         item["multiplications_per_inference"] = (layer.multiplications()
                                                  if hasattr(layer, "geometry") else item["r"])
+    if net is not None and not net.is_chain:
+        total.update(n_in=net.n_in, n_out=net.n_out, output=net.output.to_json())
     if net is not None:
         total["multiplications_per_inference"] = sum(
             item["multiplications_per_inference"] for item in layers)
@@ -52,7 +60,20 @@ def _report(name, plans, net=None):
 
 
 def check_fold(fold, net=None):
-    """``fold`` as an int, or ``ValueError`` naming the problem (a positive integer)."""
+    """``fold`` as an int (every node), or a dict from node names to folds (those nodes; the
+    others parallel); else ``ValueError`` naming the problem. With ``net``, every name in the
+    dict must be a linear or conv node of it."""
+    if isinstance(fold, dict):
+        for name, value in fold.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"fold of node {name!r} must be a positive integer, not "
+                                 f"{value!r}")
+            if net is not None and not any(n.name == name and n.KIND in ("linear", "conv")
+                                           for n in net.nodes):
+                names = ", ".join(n.name for n in net.nodes if n.KIND in ("linear", "conv"))
+                raise ValueError(f"fold names node {name!r}, which is not a linear or conv "
+                                 f"node of {net.name} (those are: {names})")
+        return fold
     if isinstance(fold, bool) or not isinstance(fold, int) or fold < 1:
         raise ValueError(f"fold must be a positive integer, not {fold!r}")
     return fold
@@ -80,7 +101,7 @@ def hardware(net, *, fold=1, levels_per_stage=2):
 
 
 def _has_conv(net):
-    return any(hasattr(layer, "geometry") for layer in net.layers)
+    return any(node.KIND == "conv" for node in net.nodes)
 
 
 def _folded_conv_report(net, fold):
@@ -114,8 +135,9 @@ def _folded_conv_report(net, fold):
 
 def plan(net, *, levels_per_stage=2, share=True, progress=False):
     """The :class:`LayerPlan` of every layer of ``net`` (adder graphs, folding, schedule)."""
-    layers = [(getattr(layer, "patch", layer), fmt)
-              for layer, fmt in zip(net.layers, net.layer_inputs())]
+    layers = [(node.layer.patch if node.KIND == "conv" else node.layer,
+               net.format_of(node.inputs[0]))
+              for node in net.nodes if node.KIND in ("linear", "conv")]
     return [LayerPlan(layer, fmt, levels_per_stage, share)
             for layer, fmt in tqdm(layers, desc="adder graphs", unit="layer",
                                    disable=not progress, leave=False)]
@@ -152,7 +174,11 @@ def generate_verilog(net, *, levels_per_stage=2, share=True, trees="verilog", fo
     directly from the adder graphs (:mod:`.tree`), which keeps large layers fast;
     ``trees="amaranth"`` converts everything through Amaranth (slow for large layers).
     """
-    if check_fold(fold) > 1 and not _has_conv(net):
+    if isinstance(check_fold(fold, net), dict):
+        top = StrassenNetwork(net, levels_per_stage=levels_per_stage, share=share, trees=trees,
+                              fold=fold)
+        return convert(top, net.name, top.trees)
+    if fold > 1 and not _has_conv(net) and net.is_chain:
         return generate_folded_verilog(net, fold)
     if fold > 1:
         top = StrassenNetwork(net, fold=fold)

@@ -253,17 +253,20 @@ def check(design, inputs, *, verilog=None, fold=1, **kwargs):
 
 def extreme_vectors(net):
     """Inputs at the edges of the input range: all minimum, all maximum, alternating
-    minimum/maximum (both phases), then for each row of the first layer's ``W_b`` the two inputs
-    that drive that row's sum to its largest and its smallest value (a convolution: every
-    window of the image alike, where the windows do not overlap)."""
+    minimum/maximum (both phases), then for each row of ``W_b`` of every layer that reads the
+    network input the two inputs that drive that row's sum to its largest and its smallest value
+    (a convolution: every window of the image alike, where the windows do not overlap)."""
     lo, hi = net.input.min, net.input.max
     alternate = np.where(np.arange(net.n_in) % 2 == 0, lo, hi)
     rows = [np.full(net.n_in, lo), np.full(net.n_in, hi), alternate, lo + hi - alternate]
-    first = net.layers[0]
-    for row in getattr(first, "patch", first).w_b:
-        if hasattr(first, "patch"):
-            row = _tile_window(first.geometry, row)
-        rows += [np.where(row > 0, hi, lo), np.where(row > 0, lo, hi)]
+    for node in net.readers("input"):
+        if node.KIND not in ("linear", "conv"):
+            continue
+        conv = node.KIND == "conv"
+        for row in (node.layer.patch if conv else node.layer).w_b:
+            if conv:
+                row = _tile_window(node.layer.geometry, row)
+            rows += [np.where(row > 0, hi, lo), np.where(row > 0, lo, hi)]
     return np.stack(rows).astype(np.int64)
 
 

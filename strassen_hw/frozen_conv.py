@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .formats import _fail, _int, _show
+from .frozen_layer import FrozenLayer
+
 __all__ = ["POOLS", "ConvGeometry", "FrozenConvLayer"]
 
 #: Pooling after the convolution: none, max or average over q×q windows, stride q.
@@ -36,21 +39,15 @@ POOLS = ("none", "max", "avg")
 _MAX_SIDE, _MAX_SMALL = 4096, 64
 
 
-def _errors():
-    from . import frozen
-    return frozen
-
-
 def _pair(where, key, value, lo, hi):
-    fz = _errors()
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (value, value)
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        fz._fail(where, f"'{key}' must be a pair [rows, columns] of integers, not "
-                        f"{fz._show(value)}")
-    return tuple(fz._int(where, key, v, lo, hi) for v in value)
+        _fail(where, f"'{key}' must be a pair [rows, columns] of integers, not "
+                        f"{_show(value)}")
+    return tuple(_int(where, key, v, lo, hi) for v in value)
 
 
 @dataclass(frozen=True)
@@ -87,35 +84,35 @@ class ConvGeometry:
     pool_size: int = 1
 
     def __post_init__(self):
-        fz, where = _errors(), "conv"
+        where = "conv"
         for key in ("in_channels", "out_channels", "height", "width"):
-            object.__setattr__(self, key, fz._int(where, key, getattr(self, key), 1, _MAX_SIDE))
+            object.__setattr__(self, key, _int(where, key, getattr(self, key), 1, _MAX_SIDE))
         for key, lo in (("kernel", 1), ("stride", 1), ("padding", 0)):
             object.__setattr__(self, key, _pair(where, key, getattr(self, key), lo, _MAX_SMALL))
-        object.__setattr__(self, "p", fz._int(where, "p", self.p, 1, _MAX_SMALL))
-        groups = fz._int(where, "groups", self.groups, 1, _MAX_SIDE)
+        object.__setattr__(self, "p", _int(where, "p", self.p, 1, _MAX_SMALL))
+        groups = _int(where, "groups", self.groups, 1, _MAX_SIDE)
         object.__setattr__(self, "groups", groups)
         if self.in_channels % groups:
-            fz._fail(where, f"'groups' = {groups} does not divide 'in_channels' = "
+            _fail(where, f"'groups' = {groups} does not divide 'in_channels' = "
                             f"{self.in_channels}")
         if min(self.conv_hw) < 1:
-            fz._fail(where, f"the {self.height}×{self.width} image with padding "
+            _fail(where, f"the {self.height}×{self.width} image with padding "
                             f"{list(self.padding)} is smaller than the kernel "
                             f"{list(self.kernel)}; pad it or use a smaller kernel")
         if not isinstance(self.pool, str) or self.pool not in POOLS:
-            fz._fail(where, f"'pool' is {fz._show(self.pool)}; use one of {', '.join(POOLS)}")
-        q = fz._int(where, "pool_size", self.pool_size, 1, _MAX_SMALL)
+            _fail(where, f"'pool' is {_show(self.pool)}; use one of {', '.join(POOLS)}")
+        q = _int(where, "pool_size", self.pool_size, 1, _MAX_SMALL)
         object.__setattr__(self, "pool_size", q)
         if self.pool == "none" and q != 1:
-            fz._fail(where, f"'pool_size' = {q} without pooling; set it to 1 or choose a pool")
+            _fail(where, f"'pool_size' = {q} without pooling; set it to 1 or choose a pool")
         if self.pool != "none" and min(self.conv_hw) < 2:
-            fz._fail(where, f"'pool' needs a convolution output of at least 2×2, not "
+            _fail(where, f"'pool' needs a convolution output of at least 2×2, not "
                             f"{self.conv_hw[0]}×{self.conv_hw[1]}; set it to \"none\"")
         if self.pool != "none" and not 2 <= q <= min(self.conv_hw):
-            fz._fail(where, f"'pool_size' = {q} must be 2..{min(self.conv_hw)} (the "
+            _fail(where, f"'pool_size' = {q} must be 2..{min(self.conv_hw)} (the "
                             f"{self.conv_hw[0]}×{self.conv_hw[1]} convolution output)")
         if self.pool == "avg" and q & (q - 1):
-            fz._fail(where, f"'pool_size' = {q} is not a power of two; average pooling "
+            _fail(where, f"'pool_size' = {q} is not a power of two; average pooling "
                             "divides by a shift")
 
     @property
@@ -214,21 +211,21 @@ class FrozenConvLayer:
     patch: object
 
     def __post_init__(self):
-        fz, where = _errors(), "layer"
+        where = "layer"
         if not isinstance(self.geometry, ConvGeometry):
-            fz._fail(where, f"'conv' must be a ConvGeometry, not {fz._show(self.geometry)}")
-        if not isinstance(self.patch, fz.FrozenLayer):
-            fz._fail(where, f"'patch' must be a FrozenLayer, not {fz._show(self.patch)}")
+            _fail(where, f"'conv' must be a ConvGeometry, not {_show(self.geometry)}")
+        if not isinstance(self.patch, FrozenLayer):
+            _fail(where, f"'patch' must be a FrozenLayer, not {_show(self.patch)}")
         g, patch = self.geometry, self.patch
         if patch.n_in != g.n_window:
-            fz._fail(where, f"'patch' 'w_b' has {patch.n_in} columns but a "
+            _fail(where, f"'patch' 'w_b' has {patch.n_in} columns but a "
                             f"{g.window[0]}×{g.window[1]} window of {g.in_channels} "
                             f"channel(s) has {g.n_window} values")
         if patch.n_out != g.n_patch:
-            fz._fail(where, f"'patch' 'w_c' has {patch.n_out} rows but a {g.p}×{g.p} patch of "
+            _fail(where, f"'patch' 'w_c' has {patch.n_out} rows but a {g.p}×{g.p} patch of "
                             f"{g.out_channels} channel(s) has {g.n_patch} values")
         if patch.r % g.groups:
-            fz._fail(where, f"'groups' = {g.groups} does not divide r = {patch.r}")
+            _fail(where, f"'groups' = {g.groups} does not divide r = {patch.r}")
         # group of each W_b row and of each window column (channel c of any window pixel)
         size_r, size_c = patch.r // g.groups, g.in_channels // g.groups
         row_group = np.arange(patch.r) // size_r
@@ -236,7 +233,7 @@ class FrozenConvLayer:
         bad = np.argwhere((patch.w_b != 0) & (row_group[:, None] != col_group[None, :]))
         if len(bad):
             i, j = (int(v) for v in bad[0])
-            fz._fail(where, f"'patch' 'w_b'[{i}][{j}] = {patch.w_b[i, j]} is outside group "
+            _fail(where, f"'patch' 'w_b'[{i}][{j}] = {patch.w_b[i, j]} is outside group "
                             f"{row_group[i]} of {g.groups}; it must be 0 (row {i} reads "
                             f"channels {row_group[i] * size_c}..{(row_group[i] + 1) * size_c - 1})")
 

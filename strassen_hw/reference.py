@@ -11,10 +11,10 @@ each window (``max``) or its sum shifted right (``avg``, floor). See
 
 import numpy as np
 
-from .frozen import FrozenConvLayer, FrozenError
+from .formats import FrozenError
 
-__all__ = ["round_shift", "saturate", "layer_forward", "conv_forward", "forward",
-           "check_inputs"]
+__all__ = ["round_shift", "saturate", "layer_forward", "conv_forward", "pool_image", "forward",
+           "node_forward", "FORWARD", "check_inputs"]
 
 #: Values up to this magnitude are computed in int64 (one bit of margin below 2^63).
 _INT64_SAFE = 1 << 62
@@ -91,12 +91,22 @@ def conv_forward(layer, x):
     windows = g.windows(x).reshape(-1, g.n_window)
     y = layer_forward(layer.patch, windows)
     image = g.pixels(y.reshape(x.shape[0], *g.patches, g.n_patch))
-    if g.pool == "max":
-        image = g.pool_windows(image).max(axis=3)
-    elif g.pool == "avg":       # the mean of q·q values: their sum shifted right by 2·log2 q
-        total = g.pool_windows(image).sum(axis=3)
-        image = round_shift(total, 2 * (g.pool_size.bit_length() - 1), "floor")
+    if g.pool != "none":
+        image = pool_image(image, g.pool, g.pool_size)
     return np.ascontiguousarray(image).reshape(x.shape[0], -1).astype(np.int64)
+
+
+def pool_image(image, mode, q):
+    """``max`` or ``avg`` pooling of images ``(N, H, W, C)`` over q×q windows with stride q,
+    the last ``H mod q`` rows and columns dropped: the largest value, or the sum shifted right
+    by ``2·log2 q`` (floor; the mean of q·q values, no multiplier)."""
+    n, h, w, c = image.shape
+    h, w = h // q * q, w // q * q
+    windows = image[:, :h, :w].reshape(n, h // q, q, w // q, q, c).swapaxes(2, 3)
+    windows = windows.reshape(n, h // q, w // q, q * q, c)
+    if mode == "max":
+        return windows.max(axis=3)
+    return round_shift(windows.astype(np.int64).sum(axis=3), 2 * (q.bit_length() - 1), "floor")
 
 
 def _first(mask):
@@ -153,11 +163,64 @@ def check_inputs(net, x):
     return x.astype(np.int64)
 
 
+def _image(net, name, x):
+    return x.reshape(x.shape[0], *net.shape_of(name))
+
+
+def _linear(net, node, xs):
+    return layer_forward(node.layer, xs[0])
+
+
+def _conv(net, node, xs):
+    return conv_forward(node.layer, xs[0])
+
+
+def _pool(net, node, xs):
+    image = _image(net, node.inputs[0], xs[0])
+    if node.mode == "global":
+        total = image.astype(np.int64).sum(axis=(1, 2))   # ≤ 2^24 values of ≤ 32 bits each
+        return saturate(round_shift(total, node.shift, "floor"), node.output)
+    return pool_image(image, node.mode, node.size).reshape(image.shape[0], -1)
+
+
+def _flatten(net, node, xs):
+    return xs[0]
+
+
+def _add(net, node, xs):
+    bound = sum(max(abs(net.format_of(i).min), net.format_of(i).max) << a
+                for i, a in zip(node.inputs, node.align))
+    exact = bound + (1 << node.shift) >= _INT64_SAFE
+    total = sum((x.astype(object) if exact else x) * (1 << a) for x, a in zip(xs, node.align))
+    y = round_shift(total, node.shift, node.rounding)
+    if node.relu:
+        y = np.maximum(y, 0)
+    return saturate(y, node.output)
+
+
+#: The exact function of each node kind: ``(net, node, inputs) → output``, every value an
+#: int64 array ``(N, values)`` in pixel order.
+FORWARD = {"linear": _linear, "conv": _conv, "pool": _pool, "flatten": _flatten, "add": _add}
+
+
+def node_forward(net, x):
+    """Every node's outputs for inputs ``x``: a dict from node name (and ``"input"``) to an
+    int64 array ``(N, values)`` in pixel order."""
+    values = {"input": check_inputs(net, x)}
+    for node in net.nodes:
+        values[node.name] = FORWARD[node.KIND](net, node, [values[i] for i in node.inputs])
+    return values
+
+
 def forward(net, x):
     """Exact outputs of ``net`` for inputs ``x`` (batch, n_in): int64 array (batch, n_out).
-    A network that starts with a convolution takes images in pixel order (rows top to bottom,
-    all channels of a pixel together); one that ends with one gives its output image so."""
-    x = check_inputs(net, x)
-    for layer in net.layers:
-        x = (conv_forward if isinstance(layer, FrozenConvLayer) else layer_forward)(layer, x)
-    return x
+    A network whose input is an image takes it in pixel order (rows top to bottom, all
+    channels of a pixel together); one whose output is an image gives it so."""
+    values = {"input": check_inputs(net, x)}
+    last = {name: k for k, node in enumerate(net.nodes) for name in node.inputs}
+    for k, node in enumerate(net.nodes):
+        values[node.name] = FORWARD[node.KIND](net, node, [values[i] for i in node.inputs])
+        for name in set(node.inputs):
+            if last[name] == k:      # nothing later reads it: free it
+                del values[name]
+    return values[net.nodes[-1].name]
