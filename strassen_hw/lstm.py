@@ -24,25 +24,32 @@ on its result's grid, so they follow from the fractions and are checked against 
 ``fc_shift = gate_frac``, ``ig_shift = 2·gate_frac − cell_frac``, ``h_shift = 2·gate_frac −
 hidden_frac``, ``cell_shift = cell_frac − preact_frac``.
 
-:class:`FrozenLM` is the character language model (one-hot characters, one or more lstm nodes,
-a linear decoder to logits); :func:`save` / :func:`load` write and read it as a version-3 file
-with a ``nodes`` list (docs/frozen-format.md, "LSTM nodes"). numpy only: no torch here.
+:class:`LSTM` is a :class:`~strassen_hw.graph.Node` (``KIND = "lstm"``): a
+:class:`~strassen_hw.graph.FrozenNetwork` validates it with the other kinds (names, order,
+shapes, formats). :func:`sequence_forward` runs such a graph over sequences: lstm nodes
+recurrently, every other kind step by step with the reference's own function.
+:class:`FrozenLM` is the character language model (one-hot characters, lstm nodes in a chain,
+a linear decoder to logits) and its ``alphabet``; :func:`save` / :func:`load` write and read it
+as a version-3 file (the graph's layout plus ``alphabet``; docs/frozen-format.md, "LSTM
+nodes"). Until :mod:`strassen_hw.frozen` registers the kind, only :func:`load` reads lstm
+nodes. numpy only: no torch here.
 """
 
 import json
 import math
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
 from . import frozen
-from .frozen import Format, FrozenError, FrozenLayer, check_name
-from .reference import layer_forward, round_shift, saturate
+from .formats import (FORMAT, MAX_NAME, MAX_SHIFT, ROUNDING, Format, FrozenError, _NAME, _int,
+                      _integers, _show)
+from .frozen_layer import FrozenLayer
+from .graph import FrozenNetwork, Linear, Node, size
+from .reference import FORWARD, check_inputs, layer_forward, round_shift, saturate
 
-__all__ = ["GATES", "PRODUCTS", "TABLE_ROUNDING", "LSTM", "FrozenLM", "activation_table",
-           "step", "run", "initial_state", "lm_forward", "logit_step", "one_hot", "bits_per_char",
-           "save", "load", "dumps", "from_json"]
+__all__ = ["GATES", "PRODUCTS", "TABLE_ROUNDING", "LSTM", "FrozenLM", "language_model",
+           "activation_table", "step", "run", "initial_state", "sequence_forward", "lm_forward",
+           "logit_step", "one_hot", "bits_per_char", "save", "load", "dumps", "from_json"]
 
 #: The gates, in the order of ``nn.LSTM``'s weight rows.
 GATES = ("i", "f", "g", "o")
@@ -90,84 +97,72 @@ def _check_table(where, key, table, node):
                      "rebuild the table with strassen_hw.lstm.activation_table")
 
 
-@dataclass(frozen=True, eq=False)
-class LSTM:
-    """One frozen LSTM layer (a node of kind ``"lstm"``). The module docstring gives the
-    arithmetic; ``docs/frozen-format.md`` ("LSTM nodes") every field.
+class LSTM(Node):
+    """One frozen LSTM layer: a node of kind ``"lstm"`` of the version-3 graph
+    (:class:`~strassen_hw.graph.Node`). The module docstring gives the arithmetic;
+    ``docs/frozen-format.md`` ("LSTM nodes") every field. It reads a vector of ``n_in`` values
+    per step and gives its hidden state, n values in the ``hidden`` format.
 
-    Attributes
+    Parameters
     ----------
     name : str
-        Node name (a valid identifier, not ``"input"``).
-    inputs : tuple of str
-        One name: the node that gives ``x`` each step, or ``"input"``.
+        Node name.
+    inputs : sequence of one str
+        The node that gives ``x`` each step, or ``"input"``.
     products : dict of str → FrozenLayer
         The eight products (:data:`PRODUCTS`); ``x_*`` take n_in inputs, ``h_*`` n = the hidden
         size; all give n outputs. The ``h_*`` read the hidden state in the ``hidden`` format.
     table_min, preact_frac, gate_frac : int
         Address 0 of both tables is the pre-activation ``table_min``; fractions of the
         pre-activations and of the table values.
-    sigmoid, tanh : ndarray of int64, (L,)
-    table_rounding : str, ``"half_up"``
+    sigmoid, tanh : array of int, (L,)
     cell, hidden : Format
         The state formats (signed); ``cell_frac``, ``hidden_frac`` their fractions.
     fc_shift, ig_shift, h_shift, cell_shift : int
         Rounding shifts of ``f·c``, ``i·g``, ``o·tanh(c)`` and of ``c`` to a table address.
-    elementwise_rounding : str, ``"floor"`` or ``"half_up"``
-    h0, c0 : ndarray of int64, (n,)
+    h0, c0 : array of int, (n,)
         The initial state (the state after a reset).
+    table_rounding : str, ``"half_up"``
+    elementwise_rounding : str, ``"floor"`` or ``"half_up"``
 
     Raises
     ------
     FrozenError
-        A field breaks a rule; one line starting with ``lstm '<name>'``.
+        A field breaks a rule; one line starting with ``node '<name>'``.
     """
-    KIND: ClassVar[str] = "lstm"
-    name: str
-    inputs: tuple
-    products: dict
-    table_min: int
-    preact_frac: int
-    gate_frac: int
-    sigmoid: np.ndarray
-    tanh: np.ndarray
-    cell: Format
-    cell_frac: int
-    hidden: Format
-    hidden_frac: int
-    fc_shift: int
-    ig_shift: int
-    h_shift: int
-    cell_shift: int
-    h0: np.ndarray
-    c0: np.ndarray
-    table_rounding: str = "half_up"
-    elementwise_rounding: str = "half_up"
+    KIND = "lstm"
+    ARITY = 1
+    FIELDS = ("products", "table_min", "preact_frac", "gate_frac", "table_rounding", "sigmoid",
+              "tanh", "cell", "cell_frac", "hidden", "hidden_frac", "fc_shift", "ig_shift",
+              "h_shift", "cell_shift", "elementwise_rounding", "h0", "c0")
 
-    @property
-    def kind(self):
-        return self.KIND
+    def __init__(self, name, inputs, products, table_min, preact_frac, gate_frac, sigmoid,
+                 tanh, cell, cell_frac, hidden, hidden_frac, fc_shift, ig_shift, h_shift,
+                 cell_shift, h0, c0, table_rounding="half_up", elementwise_rounding="half_up"):
+        super().__init__(name, inputs)
+        if not 1 <= len(name) <= MAX_NAME or not _NAME.fullmatch(name) \
+                or name == "input":
+            _fail(self.where, f"'name' = {_show(name)} is not a valid node name; use 1 to "
+                              f"{MAX_NAME} ASCII letters, digits and underscores, starting "
+                              "with a letter, other than 'input'")
+        self.products, self.table_min, self.preact_frac = products, table_min, preact_frac
+        self.gate_frac, self.sigmoid, self.tanh = gate_frac, sigmoid, tanh
+        self.cell, self.cell_frac, self.hidden, self.hidden_frac = cell, cell_frac, hidden, \
+            hidden_frac
+        self.fc_shift, self.ig_shift, self.h_shift, self.cell_shift = fc_shift, ig_shift, \
+            h_shift, cell_shift
+        self.h0, self.c0 = h0, c0
+        self.table_rounding, self.elementwise_rounding = table_rounding, elementwise_rounding
+        self._validate()
 
-    def __post_init__(self):
-        name = self.name
-        if not isinstance(name, str) or not frozen._NAME.fullmatch(name) or name == "input" \
-                or len(name) > frozen.MAX_NAME:
-            _fail("lstm", f"'name' = {frozen._show(name)} is not a valid node name; use 1 to "
-                          f"{frozen.MAX_NAME} ASCII letters, digits and underscores, starting "
-                          "with a letter, other than 'input'")
-        where = f"lstm '{name}'"
-        inputs = self.inputs
-        if isinstance(inputs, str) or not isinstance(inputs, (tuple, list)) or len(inputs) != 1 \
-                or not isinstance(inputs[0], str):
-            _fail(where, f"'inputs' must list exactly one node name, not "
-                         f"{frozen._show(inputs)}")
-        object.__setattr__(self, "inputs", tuple(inputs))
+    def _validate(self):
+        where = self.where
         products = self.products
         if not isinstance(products, dict) or set(products) != set(PRODUCTS):
             got = sorted(map(str, products)) if isinstance(products, dict) else products
             _fail(where, f"'products' must hold exactly {', '.join(PRODUCTS)}, not "
-                         f"{frozen._show(got)}")
-        object.__setattr__(self, "products", {k: products[k] for k in PRODUCTS})
+                         f"{_show(got)}")
+        self.products = {k: products[k] for k in PRODUCTS}
         for key, layer in self.products.items():
             if not isinstance(layer, FrozenLayer):
                 _fail(where, f"product '{key}' must be a FrozenLayer, not "
@@ -185,19 +180,18 @@ class LSTM:
         for key, lo, hi in (("table_min", -(1 << 31), (1 << 31) - 1),
                             ("preact_frac", 0, 32), ("gate_frac", 1, MAX_GATE_FRAC),
                             ("cell_frac", 0, 32), ("hidden_frac", 0, 32),
-                            ("fc_shift", 0, frozen.MAX_SHIFT), ("ig_shift", 0, frozen.MAX_SHIFT),
-                            ("h_shift", 0, frozen.MAX_SHIFT),
-                            ("cell_shift", 0, frozen.MAX_SHIFT)):
-            object.__setattr__(self, key, frozen._int(where, key, getattr(self, key), lo, hi))
+                            ("fc_shift", 0, MAX_SHIFT), ("ig_shift", 0, MAX_SHIFT),
+                            ("h_shift", 0, MAX_SHIFT), ("cell_shift", 0, MAX_SHIFT)):
+            setattr(self, key, _int(where, key, getattr(self, key), lo, hi))
         for key in ("cell", "hidden"):
             fmt = getattr(self, key)
             if not isinstance(fmt, Format) or not fmt.signed:
-                _fail(where, f"'{key}' must be a signed Format, not {frozen._show(fmt)}")
+                _fail(where, f"'{key}' must be a signed Format, not {_show(fmt)}")
         for key, value in (("table_rounding", self.table_rounding),
                            ("elementwise_rounding", self.elementwise_rounding)):
-            allowed = TABLE_ROUNDING if key == "table_rounding" else frozen.ROUNDING
+            allowed = TABLE_ROUNDING if key == "table_rounding" else ROUNDING
             if not isinstance(value, str) or value not in allowed:
-                _fail(where, f"'{key}' is {frozen._show(value)}; use one of {', '.join(allowed)}")
+                _fail(where, f"'{key}' is {_show(value)}; use one of {', '.join(allowed)}")
         g = self.gate_frac
         for key, want in (("fc_shift", g), ("ig_shift", 2 * g - self.cell_frac),
                           ("h_shift", 2 * g - self.hidden_frac),
@@ -207,17 +201,18 @@ class LSTM:
                              "(see docs/frozen-format.md, LSTM nodes); fix the shift or the "
                              "fractions")
         for key in ("sigmoid", "tanh"):
-            object.__setattr__(self, key, frozen._integers(where, key, getattr(self, key), 1))
-        size = len(self.sigmoid)
-        if len(self.tanh) != size:
-            _fail(where, f"'tanh' has {len(self.tanh)} entries but 'sigmoid' has {size}; both "
-                         "tables cover the same addresses")
-        if size > MAX_TABLE:
-            _fail(where, f"the tables have {size} entries; at most {MAX_TABLE} are allowed")
+            setattr(self, key, _integers(where, key, getattr(self, key), 1))
+        table_size = len(self.sigmoid)
+        if len(self.tanh) != table_size:
+            _fail(where, f"'tanh' has {len(self.tanh)} entries but 'sigmoid' has {table_size}; "
+                         "both tables cover the same addresses")
+        if table_size > MAX_TABLE:
+            _fail(where, f"the tables have {table_size} entries; at most {MAX_TABLE} are "
+                         "allowed")
         for key in ("sigmoid", "tanh"):
             _check_table(where, key, getattr(self, key), self)
         for key, fmt in (("h0", self.hidden), ("c0", self.cell)):
-            value = frozen._integers(where, key, getattr(self, key), 1)
+            value = _integers(where, key, getattr(self, key), 1)
             if value.shape != (n,):
                 _fail(where, f"'{key}' has {len(value)} entries; it needs one per hidden unit "
                              f"({n})")
@@ -225,7 +220,19 @@ class LSTM:
             if len(bad):
                 _fail(where, f"'{key}'[{bad[0]}] = {value[bad[0]]} is outside the "
                              f"{'hidden' if key == 'h0' else 'cell'} format {fmt.min}..{fmt.max}")
-            object.__setattr__(self, key, value)
+            setattr(self, key, value)
+
+    # -- the graph's node interface -------------------------------------------------------------
+
+    def shape(self, shapes, sources):
+        (shape,) = shapes
+        if size(shape) != self.n_in:
+            _fail(self.where, f"the 'x_*' products have {self.n_in} inputs but its input "
+                              f"'{self.inputs[0]}' gives {size(shape)} values")
+        return (self.n,)
+
+    def format(self, formats):
+        return self.hidden
 
     @property
     def n_in(self):
@@ -251,9 +258,8 @@ class LSTM:
         return {"products": sum(layer.r for layer in self.products.values()),
                 "elementwise": 3 * self.n}
 
-    def to_json(self):
+    def fields(self):
         return {
-            "kind": self.KIND, "name": self.name, "inputs": list(self.inputs),
             "products": {key: layer.to_json() for key, layer in self.products.items()},
             "table_min": self.table_min, "preact_frac": self.preact_frac,
             "gate_frac": self.gate_frac, "table_rounding": self.table_rounding,
@@ -266,41 +272,25 @@ class LSTM:
         }
 
     @classmethod
-    def from_json(cls, item, where="lstm"):
-        """An :class:`LSTM` from its JSON object (``to_json``'s form)."""
+    def from_json(cls, item, where="node"):
+        """An :class:`LSTM` from its JSON object (``to_json``'s form); errors name ``where``
+        (or the node's name)."""
         if not isinstance(item, dict):
             _fail(where, "must be an object")
-        frozen._keys(where, item, _NODE_KEYS)
+        if isinstance(item.get("name"), str) and len(item["name"]) <= MAX_NAME:
+            where = f"node '{item['name']}'"
+        frozen._keys(where, item, ("name", "kind", "inputs") + cls.FIELDS)
         if item["kind"] != cls.KIND:
-            _fail(where, f"'kind' is {frozen._show(item['kind'])}, not 'lstm'")
+            _fail(where, f"'kind' is {_show(item['kind'])}, not 'lstm'")
         if not isinstance(item["products"], dict):
             _fail(where, "'products' must be an object of eight layers")
         frozen._keys(f"{where} products", item["products"], PRODUCTS)
-        products = {}
-        for key in PRODUCTS:
-            products[key] = _layer(f"{where} product {key}", item["products"][key])
-        if not isinstance(item["inputs"], list):
-            _fail(where, "'inputs' must be a list of one node name")
+        products = {key: frozen._layer_from_json(f"{where} product {key}",
+                                                 item["products"][key]) for key in PRODUCTS}
         fields = {k: v for k, v in item.items() if k not in ("kind", "products")}
         fields["cell"] = frozen._format(f"{where} cell", item["cell"])
         fields["hidden"] = frozen._format(f"{where} hidden", item["hidden"])
         return cls(**{**fields, "products": products})
-
-
-_NODE_KEYS = ("kind", "name", "inputs", "products", "table_min", "preact_frac", "gate_frac",
-              "table_rounding", "sigmoid", "tanh", "cell", "cell_frac", "hidden", "hidden_frac",
-              "fc_shift", "ig_shift", "h_shift", "cell_shift", "elementwise_rounding", "h0", "c0")
-
-
-def _layer(where, item):
-    if not isinstance(item, dict):
-        _fail(where, "must be a layer object")
-    frozen._keys(where, item, frozen._LAYER_KEYS, frozen._LAYER_OPTIONAL)
-    output = frozen._format(f"{where} output", item["output"])
-    try:
-        return FrozenLayer(**{**item, "output": output})
-    except FrozenError as e:
-        raise frozen._relabel(e, "layer", where) from None
 
 
 # --- the reference -------------------------------------------------------------------------
@@ -358,75 +348,81 @@ def run(node, xs, state=None):
     return hs, state
 
 
+# --- sequences through a graph --------------------------------------------------------------
+
+def sequence_forward(net, xs, state=None, return_state=False):
+    """Exact outputs of the graph ``net`` (a :class:`~strassen_hw.graph.FrozenNetwork` with
+    ``lstm`` nodes) for sequences ``xs`` (batch, steps, n_in) of integer input vectors: int64
+    (batch, steps, n_out). Every node runs in topological order; an ``lstm`` node over all
+    steps (:func:`run`) from ``state[name]`` (default: its initial state), every other kind step
+    by step with the reference's function (:data:`strassen_hw.reference.FORWARD`). With
+    ``return_state`` also the final ``{name: (h, c)}`` of the lstm nodes."""
+    xs = np.asarray(xs)
+    if xs.ndim != 3:
+        raise FrozenError(f"inputs have shape {xs.shape}; give (sequences, steps, {net.n_in})")
+    batch, steps = xs.shape[:2]
+    values = {"input": check_inputs(net, xs.reshape(batch * steps, -1)).reshape(
+        batch, steps, -1)}
+    states = dict(state or {})
+    for node in net.nodes:
+        inputs = [values[i] for i in node.inputs]
+        if node.KIND == LSTM.KIND:
+            values[node.name], states[node.name] = run(node, inputs[0], states.get(node.name))
+        else:
+            flat = [v.reshape(batch * steps, -1) for v in inputs]
+            out = np.asarray(FORWARD[node.KIND](net, node, flat))
+            values[node.name] = out.reshape(batch, steps, -1)
+    out = values[net.nodes[-1].name]
+    return (out, states) if return_state else out
+
+
 # --- the language model ----------------------------------------------------------------------
 
-@dataclass(frozen=True, eq=False)
 class FrozenLM:
-    """A character language model in integers: one-hot characters (``input``, the format of
-    the one-hot vector's entries: 1 for the character, 0 elsewhere) → lstm nodes in a chain →
-    a linear ``decoder`` (a :class:`~strassen_hw.frozen.FrozenLayer` on the last hidden state)
-    → integer logits, one vector per character.
+    """A character language model in integers: a version-3 graph ``net`` whose input is the
+    one-hot vector of a character (its format holds 1: 1 for the character, 0 elsewhere), then
+    ``lstm`` nodes in a chain, then a ``linear`` decoder to one integer logit per character of
+    the vocabulary; and the ``alphabet`` (character k is index k; may be empty).
 
     Raises
     ------
     FrozenError
-        A bad name, no lstm node, or nodes that do not chain.
+        The graph is not such a chain, or the alphabet does not match the vocabulary.
     """
-    name: str
-    input: Format
-    cells: tuple
-    decoder: FrozenLayer
-    decoder_name: str = "decoder"
-    alphabet: str = field(default="")
 
-    def __post_init__(self):
-        check_name(self.name)
-        if not isinstance(self.input, Format):
-            _fail("network", f"'input' must be a Format, not {frozen._show(self.input)}")
-        if self.input.max < 1:
+    def __init__(self, net, alphabet=""):
+        if not isinstance(net, FrozenNetwork):
+            _fail("network", f"a language model is a FrozenNetwork, not {_show(net)}")
+        self.net, self.alphabet = net, alphabet
+        *cells, decoder = net.nodes
+        if not cells or not all(isinstance(c, LSTM) for c in cells):
+            _fail("network", "a language model is one or more lstm nodes, then the decoder")
+        if not isinstance(decoder, Linear):
+            _fail(decoder.where, "the last node of a language model must be the linear decoder")
+        before = "input"
+        for node in net.nodes:
+            if node.inputs != (before,):
+                _fail(node.where, f"reads {node.inputs[0]!r}; in a language model each node "
+                                  f"reads the one before it ({before!r})")
+            before = node.name
+        if net.input.max < 1:
             _fail("network", "the one-hot input format must hold 1; use {\"width\": 1, "
                              "\"signed\": false} or wider")
-        object.__setattr__(self, "cells", tuple(self.cells))
-        if not self.cells or not all(isinstance(c, LSTM) for c in self.cells):
-            _fail("network", "a language model needs one or more lstm nodes")
-        if not isinstance(self.decoder, FrozenLayer):
-            _fail("network", f"'decoder' must be a FrozenLayer, not "
-                             f"{type(self.decoder).__name__}")
-        names, before = set(), "input"
-        for cell in self.cells:
-            if cell.inputs != (before,):
-                _fail(f"lstm '{cell.name}'", f"reads {cell.inputs[0]!r} but the node before "
-                                             f"it is {before!r}")
-            if cell.name in names:
-                _fail(f"lstm '{cell.name}'", "the name is used twice; node names are unique")
-            names.add(cell.name)
-            before = cell.name
-        for prev, cell in zip(self.cells, self.cells[1:]):
-            if cell.n_in != prev.n:
-                _fail(f"lstm '{cell.name}'", f"takes {cell.n_in} inputs but '{prev.name}' gives "
-                                             f"{prev.n}")
-        if self.decoder_name in names or not frozen._NAME.fullmatch(str(self.decoder_name)):
-            _fail("network", f"'decoder' node name {self.decoder_name!r} is not a fresh node "
-                             "name")
-        if self.decoder.n_in != self.cells[-1].n:
-            _fail("decoder", f"has {self.decoder.n_in} inputs but '{self.cells[-1].name}' gives "
-                             f"{self.cells[-1].n}")
-        if self.cells[0].n_in != self.decoder.n_out:
-            _fail("network", f"the one-hot input has {self.cells[0].n_in} entries but the "
-                             f"decoder gives {self.decoder.n_out} logits; both are the "
-                             "vocabulary size")
-        if not isinstance(self.alphabet, str) or (
-                self.alphabet and len(self.alphabet) != self.vocab):
-            _fail("network", f"'alphabet' must be a string of {self.vocab} characters (one per "
+        if net.n_in != net.n_out:
+            _fail("network", f"the one-hot input has {net.n_in} entries but the decoder gives "
+                             f"{net.n_out} logits; both are the vocabulary size")
+        if not isinstance(alphabet, str) or (alphabet and len(alphabet) != net.n_out):
+            _fail("network", f"'alphabet' must be a string of {net.n_out} characters (one per "
                              "index) or empty")
+        self.cells, self.decoder = tuple(cells), decoder.layer
+
+    @property
+    def name(self):
+        return self.net.name
 
     @property
     def vocab(self):
-        return self.decoder.n_out
-
-    @property
-    def output(self):
-        return self.decoder.output
+        return self.net.n_out
 
     def multiplications(self):
         """Multiplications per character: ``products`` (Σ r of every product and the
@@ -436,12 +432,21 @@ class FrozenLM:
                 "elementwise": sum(c["elementwise"] for c in counts)}
 
     def to_json(self):
-        decoder = {"kind": "linear", "name": self.decoder_name, "inputs": [self.cells[-1].name],
-                   "layer": self.decoder.to_json()}
-        return {"format": frozen.FORMAT, "version": VERSION, "name": self.name,
-                "input": self.input.to_json(), "input_shape": [self.vocab],
-                "alphabet": self.alphabet,
-                "nodes": [c.to_json() for c in self.cells] + [decoder]}
+        doc = self.net.to_json()
+        nodes = doc.pop("nodes")
+        return {**doc, "alphabet": self.alphabet, "nodes": nodes}
+
+
+def language_model(name, cells, decoder, alphabet="", decoder_name="decoder",
+                   input=Format(1, False)):
+    """A :class:`FrozenLM` from its lstm nodes (a chain, the first reading ``"input"``) and the
+    decoder layer."""
+    cells = list(cells)
+    if not cells:
+        _fail("network", "a language model needs one or more lstm nodes")
+    nodes = cells + [Linear(decoder_name, [cells[-1].name], decoder)]
+    net = FrozenNetwork(name, input, nodes=nodes, input_shape=(cells[0].n_in,))
+    return FrozenLM(net, alphabet)
 
 
 def logit_step(lm):
@@ -464,20 +469,12 @@ def one_hot(lm, chars):
 
 def lm_forward(lm, chars, state=None, return_state=False):
     """Exact integer logits (batch, steps, vocab) of ``lm`` for character indices ``chars``
-    (batch, steps), from ``state`` (one ``(h, c)`` per lstm node; default: the initial states).
+    (batch, steps), from ``state`` (``{lstm name: (h, c)}``; default: the initial states).
     With ``return_state`` also the final states."""
     chars = np.asarray(chars)
     if chars.ndim != 2:
         raise FrozenError(f"characters have shape {chars.shape}; give (sequences, steps)")
-    x = one_hot(lm, chars)
-    states = [None] * len(lm.cells) if state is None else list(state)
-    if len(states) != len(lm.cells):
-        raise FrozenError(f"{len(states)} states given for {len(lm.cells)} lstm nodes")
-    for k, cell in enumerate(lm.cells):
-        x, states[k] = run(cell, x, states[k])
-    batch, steps, n = x.shape
-    logits = np.asarray(layer_forward(lm.decoder, x.reshape(-1, n))).reshape(batch, steps, -1)
-    return (logits, states) if return_state else logits
+    return sequence_forward(lm.net, one_hot(lm, chars), state, return_state)
 
 
 # --- file I/O ------------------------------------------------------------------------------
@@ -486,40 +483,29 @@ _TOP_KEYS = ("format", "version", "name", "input", "input_shape", "alphabet", "n
 
 
 def from_json(doc):
-    """A validated :class:`FrozenLM` from its decoded JSON document."""
-    if not isinstance(doc, dict) or doc.get("format") != frozen.FORMAT:
+    """A validated :class:`FrozenLM` from its decoded JSON document: a version-3 graph with
+    ``lstm`` nodes and an ``alphabet``. Nodes of other kinds are read by
+    :mod:`strassen_hw.frozen`."""
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         _fail("network", "not a frozen network (no \"format\": \"strassen-hw-frozen\")")
     if doc.get("version") != VERSION or type(doc.get("version")) is not int:
-        _fail("network", f"version {frozen._show(doc.get('version'))} is not a language model "
+        _fail("network", f"version {_show(doc.get('version'))} is not a language model "
                          "file; an lstm network is version 3")
     frozen._keys("network", doc, _TOP_KEYS)
     nodes = doc["nodes"]
     if not isinstance(nodes, list) or len(nodes) < 2:
         _fail("network", "'nodes' must list one or more lstm nodes and then the decoder")
-    cells = []
-    for index, item in enumerate(nodes[:-1]):
-        if not isinstance(item, dict) or item.get("kind") != "lstm":
-            _fail(f"node {index}", "must be an lstm node (\"kind\": \"lstm\")")
-        cells.append(LSTM.from_json(item, f"node {index}"))
-    last = nodes[-1]
-    where = f"node {len(nodes) - 1}"
-    if not isinstance(last, dict) or last.get("kind") != "linear":
-        _fail(where, "the last node must be the linear decoder (\"kind\": \"linear\")")
-    frozen._keys(where, last, ("kind", "name", "inputs", "layer"))
-    if last["inputs"] != [cells[-1].name]:
-        _fail(where, f"the decoder must read the last lstm node {cells[-1].name!r}")
-    decoder = _layer(f"{where} layer", last["layer"])
+    built = [LSTM.from_json(item, f"node {k}")
+             if isinstance(item, dict) and item.get("kind") == LSTM.KIND
+             else frozen._node_from_json(k, item) for k, item in enumerate(nodes)]
     fmt = frozen._format("network input", doc["input"])
-    lm = FrozenLM(name=doc["name"], input=fmt, cells=cells, decoder=decoder,
-                  decoder_name=last["name"], alphabet=doc["alphabet"])
-    if doc["input_shape"] != [lm.vocab]:
-        _fail("network", f"'input_shape' is {frozen._show(doc['input_shape'])}; a language "
-                         f"model's is [{lm.vocab}] (the vocabulary)")
-    return lm
+    frozen.check_name(doc["name"])
+    net = FrozenNetwork(doc["name"], fmt, nodes=built, input_shape=doc["input_shape"])
+    return FrozenLM(net, doc["alphabet"])
 
 
 def dumps(lm):
-    """Deterministic file text of ``lm`` (fixed key order, one node per block)."""
+    """Deterministic file text of ``lm`` (fixed key order, one node per line)."""
     doc = lm.to_json()
     nodes = doc.pop("nodes")
     head = json.dumps(doc, indent=1, ensure_ascii=True)[:-2]

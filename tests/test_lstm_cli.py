@@ -16,8 +16,7 @@ def net(tmp_path):
     vocab = 6
     cell = fl.LSTM(**_fields(n_in=vocab, n=4, seed=2))
     decoder = _layer(rng, 4, vocab, 9, shift=0)
-    lm = fl.FrozenLM(name="tiny", input=fl.Format(1, False), cells=[cell], decoder=decoder,
-                     alphabet="ab\n :R")
+    lm = fl.language_model("tiny", [cell], decoder, alphabet="ab\n :R")
     path = tmp_path / "lm.json"
     fl.save(lm, path)
     return lm, path

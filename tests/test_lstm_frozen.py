@@ -8,6 +8,7 @@ import pytest
 
 from strassen_hw import lstm as fl
 from strassen_hw.frozen import Format, FrozenError, FrozenLayer
+from strassen_hw.graph import FrozenNetwork, Linear
 
 
 def _layer(rng, n_in, n, r, bias=True, shift=3):
@@ -37,8 +38,7 @@ def _lm(cells=None, vocab=5, n=4, seed=0):
     rng = np.random.default_rng(seed + 100)
     cells = cells or [fl.LSTM(**_fields(n_in=vocab, n=n, seed=seed))]
     decoder = _layer(rng, n, vocab, 7, shift=0)
-    return fl.FrozenLM(name="tiny", input=Format(1, False), cells=cells, decoder=decoder,
-                       alphabet="abcde"[:vocab])
+    return fl.language_model("tiny", cells, decoder, alphabet="abcde"[:vocab])
 
 
 def _unit(b):
@@ -137,18 +137,18 @@ def test_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(fc_shift=9), "lstm 'cell0': 'fc_shift' = 9 but the fractions need 10"),
-    (dict(cell_shift=3), "lstm 'cell0': 'cell_shift' = 3 but the fractions need 4"),
-    (dict(h0=np.full(4, 600)), "lstm 'cell0': 'h0'[0] = 600 is outside the hidden format "
+    (dict(fc_shift=9), "node 'cell0': 'fc_shift' = 9 but the fractions need 10"),
+    (dict(cell_shift=3), "node 'cell0': 'cell_shift' = 3 but the fractions need 4"),
+    (dict(h0=np.full(4, 600)), "node 'cell0': 'h0'[0] = 600 is outside the hidden format "
                                "-512..511"),
-    (dict(c0=np.zeros(3, np.int64)), "lstm 'cell0': 'c0' has 3 entries; it needs one per "
+    (dict(c0=np.zeros(3, np.int64)), "node 'cell0': 'c0' has 3 entries; it needs one per "
                                      "hidden unit (4)"),
-    (dict(name="input"), "lstm: 'name' = 'input' is not a valid node name"),
-    (dict(inputs=("a", "b")), "lstm 'cell0': 'inputs' must list exactly one node name"),
-    (dict(elementwise_rounding="even"), "lstm 'cell0': 'elementwise_rounding' is 'even'; use "
+    (dict(name="input"), "node 'input': 'name' = 'input' is not a valid node name"),
+    (dict(inputs=("a", "b")), "node 'cell0': 'inputs' has 2 names; this kind takes 1"),
+    (dict(elementwise_rounding="even"), "node 'cell0': 'elementwise_rounding' is 'even'; use "
                                         "one of floor, half_up"),
-    (dict(cell=Format(8, False)), "lstm 'cell0': 'cell' must be a signed Format"),
-    (dict(gate_frac=17, fc_shift=17), "lstm 'cell0': 'gate_frac' = 17 is outside 1..16"),
+    (dict(cell=Format(8, False)), "node 'cell0': 'cell' must be a signed Format"),
+    (dict(gate_frac=17, fc_shift=17), "node 'cell0': 'gate_frac' = 17 is outside 1..16"),
 ])
 def test_validation_errors(change, message):
     with pytest.raises(FrozenError) as info:
@@ -161,7 +161,7 @@ def test_table_and_product_errors():
     f = _fields()
     bad = f["sigmoid"].copy()
     bad[100] += 1
-    with pytest.raises(FrozenError, match=r"^lstm 'cell0': 'sigmoid'\[100\] = \d+ but the rule"):
+    with pytest.raises(FrozenError, match=r"^node 'cell0': 'sigmoid'\[100\] = \d+ but the rule"):
         fl.LSTM(**{**f, "sigmoid": bad})
     with pytest.raises(FrozenError, match="'tanh' has 511 entries but 'sigmoid' has 512"):
         fl.LSTM(**{**f, "tanh": f["tanh"][:-1]})
@@ -184,11 +184,16 @@ def test_language_model_errors(tmp_path):
     rng = np.random.default_rng(0)
     with pytest.raises(FrozenError, match="the one-hot input has 5 entries but the decoder "
                                           "gives 6 logits"):
-        fl.FrozenLM(name="lm", input=Format(1, False), cells=[cell],
-                    decoder=_layer(rng, 4, 6, 3))
-    with pytest.raises(FrozenError, match="reads 'input' but the node before it is 'cell0'"):
-        fl.FrozenLM(name="lm", input=Format(1, False), cells=[cell, cell],
-                    decoder=_layer(rng, 4, 5, 3))
+        fl.language_model("lm", [cell], _layer(rng, 4, 6, 3))
+    with pytest.raises(FrozenError, match="node 'cell0': the name is taken"):
+        fl.language_model("lm", [cell, cell], _layer(rng, 4, 5, 3))
+    other = fl.LSTM(**{**_fields(n_in=5), "name": "cell1", "inputs": ("input",)})
+    with pytest.raises(FrozenError, match="node 'cell0': nothing reads it"):
+        fl.language_model("lm", [cell, other], _layer(rng, 4, 5, 3))
+    with pytest.raises(FrozenError, match="node 'cell0': the 'x_\\*' products have 5 inputs "
+                                          "but its input 'input' gives 4 values"):
+        net = FrozenNetwork("lm", Format(1, False), nodes=[cell, Linear("d", ["cell0"],
+                            _layer(rng, 4, 5, 3))], input_shape=(4,))
     lm = _lm()
     with pytest.raises(FrozenError, match=r"a character index is outside 0\.\.4"):
         fl.lm_forward(lm, np.array([[0, 5]]))
@@ -197,7 +202,7 @@ def test_language_model_errors(tmp_path):
     doc = json.loads(path.read_text())
     doc["nodes"][0]["extra"] = 1
     path.write_text(json.dumps(doc))
-    with pytest.raises(FrozenError, match=r"lm.json: node 0: unknown field 'extra'; remove it"):
+    with pytest.raises(FrozenError, match=r"lm.json: node 'cell0': unknown field 'extra'; remove it"):
         fl.load(path)
     doc["nodes"][0].pop("extra")
     doc["version"] = 2

@@ -445,8 +445,8 @@ def freeze_lm(model, calibration=None, name="shakespeare", **options):
     decoder, _ = _freeze_layer(_parts(model.decoder), False, peak, cells[-1].hidden,
                                2.0 ** -hidden_frac, o["a_width"], 8, o["guard_bits"],
                                o["logit_width"], "strassen")
-    return frozen_lstm.FrozenLM(name=name, input=Format(1, False), cells=cells, decoder=decoder,
-                                alphabet=text.VOCAB if model.vocab == len(text.VOCAB) else "")
+    return frozen_lstm.language_model(
+        name, cells, decoder, alphabet=text.VOCAB if model.vocab == len(text.VOCAB) else "")
 
 
 def timed(fn, *args, **kwargs):
