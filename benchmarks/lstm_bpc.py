@@ -9,8 +9,8 @@ file after every model (a run can be stopped and resumed: finished rows are kept
 
     nice python benchmarks/lstm_bpc.py --seeds 0 --r 0.5,1,2 --twn \\
         --json runs/lstm/bpc.json --plot benchmarks/lstm_bpc.png --save runs/lstm/lm_r2.json
-    python benchmarks/lstm_bpc.py --json runs/lstm/bpc.json --plot benchmarks/lstm_bpc.png \\
-        --plot-only
+    python benchmarks/lstm_bpc.py --json runs/lstm/bpc.json,runs/lstm/bpc_s2.json \\
+        --plot benchmarks/lstm_bpc.png --plot-only
 
 One thread (``torch.set_num_threads(1)``).
 """
@@ -133,7 +133,7 @@ def summary(rows):
     return out
 
 
-def plot(rows, path, dense):
+def plot(rows, path, dense, hidden, layers=1):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -152,18 +152,24 @@ def plot(rows, path, dense):
         err = [[e[key]["mean"] - e[key]["min"] for e in entries],
                [e[key]["max"] - e[key]["mean"] for e in entries]]
         ax.errorbar(x, y, yerr=err, label=label, color=color, marker=marker, capsize=3,
-                    linestyle="-" if model == "strassen" else "none")
+                    linestyle=("--" if key == "frozen_bpc" else "-") if model == "strassen"
+                    else "none")
         if model == "strassen" and key == "bpc":
             for e in entries:
                 ax.annotate(f"r = {e['r']:g}·n_out", (e["products"], e[key]["mean"]),
                             textcoords="offset points", xytext=(4, 6), fontsize=8)
     ax.axvline(0.05 * dense, color="grey", linestyle=":", label="5 % of the dense LSTM")
+    teacher = [e["bpc"]["mean"] for e in summary(rows) if e["model"] == "teacher"]
+    if teacher:
+        ax.axhline(teacher[0] + 0.10, color="grey", linestyle="-.", linewidth=0.8,
+                   label="teacher + 0.10 bpc")
     ax.set_xscale("log")
     ax.set_xlabel("matrix multiplications per character (SPN products; dense: every weight)")
     ax.set_ylabel("bits per character, test plays")
     seeds = sorted({r["seed"] for r in rows})
-    ax.set_title(f"Shakespeare character LM, hidden {rows[0].get('hidden', '')}"
-                 f"seeds {','.join(map(str, seeds))} (mean, range)", fontsize=10)
+    ax.set_title(f"Shakespeare character LM, {layers}-layer LSTM, hidden {hidden}; seeds "
+                 f"{','.join(map(str, seeds))} (mean and range); 2-core CPU, loaded",
+                 fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -180,19 +186,23 @@ def main(argv=None):
     p.add_argument("--twn", action="store_true", help="also a TWN LSTM per seed")
     p.add_argument("--teacher-steps", type=int, default=1500)
     p.add_argument("--student-steps", type=_ints, default=[300, 300, 150])
-    p.add_argument("--json", default="runs/lstm/bpc.json")
+    p.add_argument("--json", default="runs/lstm/bpc.json",
+                   help="results (with --plot-only: several, separated by commas)")
     p.add_argument("--plot", default=None)
     p.add_argument("--plot-only", action="store_true")
     p.add_argument("--save", default=None, help="write the frozen LM of --save-r, first seed")
     p.add_argument("--save-r", type=float, default=2.0)
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
-    rows = _rows(args.json) if args.plot_only else run(args)
+    if args.plot_only:     # --json a.json,b.json: the rows of several runs (e.g. one per seed)
+        rows = [row for path in args.json.split(",") for row in _rows(path)]
+    else:
+        rows = run(args)
     dense = lstm.dense_multiplications(len(text.VOCAB), args.hidden, args.layers)
     for entry in summary(rows):
         print(json.dumps({**entry, "percent_of_dense": 100 * entry["products"] / dense}))
     if args.plot:
-        plot([{**r, "hidden": f"{args.hidden}, "} for r in rows], args.plot, dense)
+        plot(rows, args.plot, dense, args.hidden, args.layers)
     return 0
 
 
