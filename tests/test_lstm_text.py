@@ -23,6 +23,7 @@ def test_vocabulary_and_bucket():
     assert text.decode(codes) == "ROMEO: ~~x\n"
 
 
+@pytest.mark.slow
 def test_split_by_play():
     plays = text.plays()
     assert len(plays) == 38

@@ -90,6 +90,7 @@ def test_short_training_learns():
     assert lstm.bits_per_char(student, data[:1100], count=4) < 1.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layers", [1, 2])
 def test_freeze_matches_the_float_model(layers):
     """The frozen integer LM against the float Strassen LM it came from. The ternary matrices
