@@ -1172,6 +1172,8 @@ def build_parser():
 
     _add_board_commands(sub)
     _add_report_command(sub)
+    from .generate_text import add_command as _add_generate_text
+    _add_generate_text(sub)
     return parser
 
 
