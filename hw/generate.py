@@ -19,41 +19,58 @@ _TOTALS = ("multipliers", "products_shift", "products_zero", "adders", "adders_u
 
 
 def _layer_nodes(net):
-    """``(layer, input format)`` of every linear and conv node, in order."""
-    return [(node.layer, net.format_of(node.inputs[0])) for node in net.nodes
-            if node.KIND in ("linear", "conv")]
+    """The linear and conv nodes of ``net``, in order."""
+    return [node for node in net.nodes if node.KIND in ("linear", "conv")]
 
 
-def _report(name, plans, net=None):
-    layers = [plan.report() for plan in plans]
-    pairs = _layer_nodes(net) if net else []
-    for item, (layer, fmt), p in zip(layers, pairs, plans):
-        if hasattr(layer, "geometry"):     # a convolution: its patch layer, once per window
-            g = layer.geometry
-            cycles, latency = conv_cycles(g, p.latency)
-            item["conv"] = {**g.to_json(), "windows_per_image": g.patches[0] * g.patches[1],
-                            "multiplications_per_image": layer.multiplications(),
-                            "line_buffer_bits": line_buffer_bits(layer, fmt),
-                            "patch_bank_bits": patch_bank_bits(layer),
-                            "cycles_per_image": cycles, "latency": latency,
-                            "n_in_image": layer.n_in, "n_out_image": layer.n_out}
+def _node_item(net, node, fold=1, plan=None, levels_per_stage=2, share=True):
+    """The report of one linear or conv node: its (patch) layer's plan figures (the parallel
+    :class:`LayerPlan`'s, or with ``fold > 1`` the :class:`~.folded.FoldedPlan`'s) and
+    ``multiplications_per_inference``; a convolution adds ``conv``: its geometry, windows and
+    multiplications per image, line buffer and patch bank bits, and, parallel, the cycles per
+    image and latency of the streaming layer (:func:`~.conv.conv_cycles`)."""
+    layer, fmt = node.layer, net.format_of(node.inputs[0])
+    conv = node.KIND == "conv"
+    linear = layer.patch if conv else layer
+    if fold > 1:
+        item = FoldedPlan.make(linear, fmt, fold).report()
+    else:
+        plan = plan or LayerPlan(linear, fmt, levels_per_stage, share)
+        item = plan.report()
+    if conv:
+        g = layer.geometry
+        item["conv"] = {**g.to_json(), "windows_per_image": g.patches[0] * g.patches[1],
+                        "multiplications_per_image": layer.multiplications(),
+                        "line_buffer_bits": line_buffer_bits(layer, fmt),
+                        "patch_bank_bits": patch_bank_bits(layer)}
+        if fold == 1:
+            cycles, latency = conv_cycles(g, plan.latency)
+            item["conv"].update(cycles_per_image=cycles, latency=latency)
+        item["conv"].update(n_in_image=layer.n_in, n_out_image=layer.n_out)
+    windows = item["conv"]["windows_per_image"] if conv else 1
+    if fold > 1:        # the folded plan counts the multiplications it does, per window
+        item["multiplications_per_inference"] *= windows
+    else:
+        item["multiplications_per_inference"] = linear.r * windows
+    return item
+
+
+def _report(name, plans, net):
+    nodes = _layer_nodes(net)
+    layers = [_node_item(net, node, plan=p) for node, p in zip(nodes, plans)]
     total = {key: sum(item[key] for item in layers) for key in _TOTALS}
     kinds = {item["kind"] for item in layers}
     total.update(kind=kinds.pop() if len(kinds) == 1 else "mixed",
                  n_in=layers[0]["n_in"], n_out=layers[-1]["n_out"],
                  r=sum(item["r"] for item in layers),
                  input=layers[0]["input"], output=layers[-1]["output"])
-    for item, (layer, _) in zip(layers, pairs):
-        item["multiplications_per_inference"] = (layer.multiplications()
-                                                 if hasattr(layer, "geometry") else item["r"])
-    if net is not None and not net.is_chain:
+    if not net.is_chain:
         total.update(n_in=net.n_in, n_out=net.n_out, output=net.output.to_json())
-    if net is not None:
-        total["multiplications_per_inference"] = sum(
-            item["multiplications_per_inference"] for item in layers)
-        if not any("conv" in item for item in layers):
-            total.update(fold=1, cycles_per_vector=1)
-    if any("conv" in item for item in layers):
+    total["multiplications_per_inference"] = sum(
+        item["multiplications_per_inference"] for item in layers)
+    if not any("conv" in item for item in layers):
+        total.update(fold=1, cycles_per_vector=1)
+    else:
         total.update(n_in=net.n_in, n_out=net.n_out, line_buffer_bits=sum(
             item["conv"]["line_buffer_bits"] for item in layers if "conv" in item))
     return {"name": name, "layers": layers, "total": total}
@@ -109,19 +126,7 @@ def _folded_conv_report(net, fold):
     its folded (patch) layer (:meth:`~.folded.FoldedPlan.report`: ``cycles_per_vector`` and
     ``latency`` per window for a convolution) and, for a convolution, ``conv`` as with fold 1
     without cycles per image and latency (:func:`~.conv.conv_cycles` models fold 1 only)."""
-    layers = []
-    for layer, fmt in zip(net.layers, net.layer_inputs()):
-        item = FoldedPlan.make(getattr(layer, "patch", layer), fmt, fold).report()
-        if hasattr(layer, "geometry"):
-            g = layer.geometry
-            item["conv"] = {**g.to_json(), "windows_per_image": g.patches[0] * g.patches[1],
-                            "multiplications_per_image": layer.multiplications(),
-                            "line_buffer_bits": line_buffer_bits(layer, fmt),
-                            "patch_bank_bits": patch_bank_bits(layer),
-                            "n_in_image": layer.n_in, "n_out_image": layer.n_out}
-            item["multiplications_per_inference"] = (
-                item["multiplications_per_inference"] * item["conv"]["windows_per_image"])
-        layers.append(item)
+    layers = [_node_item(net, node, fold) for node in _layer_nodes(net)]
     keys = ("multipliers", "adders", "multiplications_per_inference", "rom_bits", "ram_bits",
             "register_bits")
     total = {key: sum(item[key] for item in layers) for key in keys}
@@ -135,26 +140,12 @@ def _folded_conv_report(net, fold):
 
 def _mixed_report(net, fold, levels_per_stage=2, share=True):
     """The report of ``net`` with a fold per node (``fold`` a dict): per linear and conv node
-    its parallel plan's figures, or its folded plan's (with ``fold`` its fold), as
-    :func:`report` and :func:`~.folded.folded_report` give them, and the sums."""
+    :func:`_node_item` for its fold (``node`` and ``fold`` added), and the sums."""
     layers = []
-    for node in net.nodes:
-        if node.KIND not in ("linear", "conv"):
-            continue
-        layer, fmt = node.layer, net.format_of(node.inputs[0])
-        linear = layer.patch if node.KIND == "conv" else layer
+    for node in _layer_nodes(net):
         f = fold.get(node.name, 1)
-        item = (FoldedPlan.make(linear, fmt, f).report() if f > 1 else
-                LayerPlan(linear, fmt, levels_per_stage, share).report())
-        windows = 1
-        if node.KIND == "conv":
-            g = layer.geometry
-            windows = g.patches[0] * g.patches[1]
-            item["conv"] = {**g.to_json(), "windows_per_image": windows,
-                            "line_buffer_bits": line_buffer_bits(layer, fmt),
-                            "patch_bank_bits": patch_bank_bits(layer)}
-        item.update(node=node.name, fold=f,
-                    multiplications_per_inference=linear.r * windows)
+        item = _node_item(net, node, f, levels_per_stage=levels_per_stage, share=share)
+        item.update(node=node.name, fold=f)
         layers.append(item)
     keys = ("multipliers", "adders", "multiplications_per_inference")
     total = {key: sum(item[key] for item in layers) for key in keys}
@@ -169,8 +160,7 @@ def plan(net, *, levels_per_stage=2, share=True, progress=False):
     first, in one line."""
     check_buildable(net)
     layers = [(node.layer.patch if node.KIND == "conv" else node.layer,
-               net.format_of(node.inputs[0]))
-              for node in net.nodes if node.KIND in ("linear", "conv")]
+               net.format_of(node.inputs[0])) for node in _layer_nodes(net)]
     return [LayerPlan(layer, fmt, levels_per_stage, share)
             for layer, fmt in tqdm(layers, desc="adder graphs", unit="layer",
                                    disable=not progress, leave=False)]
