@@ -197,6 +197,8 @@ class StrassenNetwork(wiring.Component):
             return ser.o
 
         self.depths = {}
+        if any(node.KIND == "add" for node in net.nodes):
+            plans = {**_plans(net, levels_per_stage, share, fold, skip=plans), **plans}
         depths = skip_depths(net, plans, levels_per_stage, fold)
         for index, node in enumerate(net.nodes):
             kind, src = node.KIND, node.inputs[0]
@@ -318,6 +320,8 @@ def skip_depths(net, plans=None, levels_per_stage=2, fold=1, items=3):
     pipeline diamond costs throughput (``tests/test_hw_graph_network.py``)."""
     from .layer import LayerPlan
     plans = dict(plans or {})
+    if not any(node.KIND == "add" for node in net.nodes):
+        return {}
     times = {}
     # enough vectors for the longest wait to show: a vector network runs as many as its
     # layers' latencies add up to (an image network: ``items`` images, each many transfers)
@@ -383,6 +387,17 @@ def skip_depths(net, plans=None, levels_per_stage=2, fold=1, items=3):
 
 #: Entries a :class:`~.nodes.SkipFifo` needs beyond the transfers waiting in it (skip_depths).
 _FIFO_SLACK = 2
+
+
+def _plans(net, levels_per_stage, share, fold, skip=()):
+    """The :class:`~.layer.LayerPlan` of every parallel linear and conv node not in ``skip``,
+    by name (made once, for the units and for :func:`skip_depths`)."""
+    from .layer import LayerPlan
+    return {node.name: LayerPlan(node.layer.patch if node.KIND == "conv" else node.layer,
+                                 net.format_of(node.inputs[0]), levels_per_stage, share)
+            for node in net.nodes
+            if node.KIND in ("linear", "conv") and fold_of(fold, node.name) == 1
+            and node.name not in skip}
 
 
 def _latency(node, net, plans, levels_per_stage, fold):
