@@ -374,13 +374,13 @@ def main(argv=None):
         f"{100 * result['ternary_fixed']:.2f}%"
         + (f", float teacher {100 * result['teacher']:.2f}%" if teacher is not None else "")
         + f"; additions with the trained ternary values {ops['additions']:,}")
-    if context.main and args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     if context.main and args.save:
         torch.save({k: v.cpu() for k, v in student.state_dict().items()}, args.save)
     if context.main and args.freeze:
         result["frozen"] = freeze_student(student, x_train, x_test, y_test, float(std.flat[0]),
                                           args, say)
+    if context.main and args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     teardown(context)
     return result
 
