@@ -47,29 +47,10 @@ from torch.nn import functional as F
 
 from strassen_hw.train.distributed import setup, teardown
 from strassen_hw.train.layers import PHASES, count_operations, set_phase, strassenize
+from strassen_hw.train.resnet import BasicBlock
 
 #: The paper's CIFAR-10 epochs: full precision, quantized, ternary fixed.
 PAPER_EPOCHS = (250, 40, 10)
-
-
-class _Block(nn.Module):
-    """He et al.'s basic block: two 3×3 convolutions with batch norm, identity or 1×1
-    projection shortcut."""
-
-    def __init__(self, c_in, c_out, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                          nn.BatchNorm2d(c_out))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
 def resnet20(channels=3, classes=10, width=16):
@@ -79,7 +60,7 @@ def resnet20(channels=3, classes=10, width=16):
     c_in = width
     for stage, c_out in enumerate((width, 2 * width, 4 * width)):
         for block in range(3):
-            layers.append(_Block(c_in, c_out, 2 if stage and not block else 1))
+            layers.append(BasicBlock(c_in, c_out, 2 if stage and not block else 1))
             c_in = c_out
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, classes)]
     return nn.Sequential(*layers)

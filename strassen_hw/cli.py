@@ -867,16 +867,27 @@ def cmd_report(args):
                             + ", ".join(DEVICES))
     if args.timeout <= 0:
         raise UserError(f"--timeout {args.timeout:g}: must be positive")
+    if args.data and not args.baselines:
+        raise UserError("--data: applies with --baselines only")
     for option in ("quick", "cache_dir"):
-        if getattr(args, option) and not args.baselines:
-            raise UserError(f"--{option.replace('_', '-')}: applies with --baselines only")
+        if getattr(args, option) and args.data != "digits":
+            raise UserError(f"--{option.replace('_', '-')}: applies with --baselines --data "
+                            "digits only")
     net = load(args.network)
     try:
         variants = [Variant("strassen", net, digits_accuracy(net))]
-        if args.baselines:
+        if args.baselines and args.data == "digits":
+            if digits_accuracy(net) is None:
+                raise UserError(f"--data digits: {args.network} does not read the digits (64 "
+                                "pixels in, 10 classes out); leave out --data for the TWN and "
+                                "dense counterparts of its own graph")
             from .demo import QUICK
             variants += baseline_variants(args.seed, args.cache_dir,
                                           QUICK if args.quick else None)
+        elif args.baselines:
+            from .counterparts import counterpart
+            variants += [Variant("twn_structural", counterpart(net, "twn"), None),
+                         Variant("dense_int8_structural", counterpart(net, "dense"), None)]
         rows = cost_report(variants, devices, pnr=args.pnr,
                            levels_per_stage=args.levels_per_stage, timeout=args.timeout,
                            progress=True)
@@ -1185,11 +1196,15 @@ def _add_report_command(sub):
     p.add_argument("--device", action="append", metavar="DEVICE",
                    help="one of " + ", ".join(DEVICES) + " (repeat for several; default up5k)")
     p.add_argument("--baselines", action="store_true",
-                   help="also the dense int8 and TWN networks of the demo's digits model")
-    p.add_argument("--seed", type=_SEED, default=0, help="--baselines: the demo's seed")
+                   help="also the TWN and dense int8 counterparts of this network's own graph "
+                        "(derived from its layers, not trained: no accuracy)")
+    p.add_argument("--data", choices=("digits",),
+                   help="--baselines: the TWN and dense int8 digits models trained by the demo "
+                        "instead (for a network that reads the digits), with accuracies")
+    p.add_argument("--seed", type=_SEED, default=0, help="--data digits: the demo's seed")
     p.add_argument("--quick", action="store_true",
-                   help="--baselines: of the model of 'demo --quick'")
-    p.add_argument("--cache-dir", metavar="DIR", help="--baselines: trained checkpoints")
+                   help="--data digits: of the model of 'demo --quick'")
+    p.add_argument("--cache-dir", metavar="DIR", help="--data digits: trained checkpoints")
     p.add_argument("--pnr", action="store_true",
                    help="also place and route (nextpnr) for Fmax; slow")
     p.add_argument("--levels-per-stage", type=_int_type(1), default=2, metavar="K",

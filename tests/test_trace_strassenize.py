@@ -13,6 +13,7 @@ from strassen_hw.reference import forward
 from strassen_hw.train.conv import StrassenConv2d
 from strassen_hw.train.freeze import float_logits, freeze
 from strassen_hw.train.layers import StrassenLinear, set_phase, strassenize
+from strassen_hw.train.resnet import BasicBlock
 
 
 @pytest.fixture(autouse=True)
@@ -88,26 +89,10 @@ def test_batch_norm_after_a_linear_moves_after_w_b_and_folds():
     assert np.abs(got - want).mean() < 0.02 * spread
 
 
-class _Block(nn.Module):
-    def __init__(self, c_in, c_out, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                          nn.BatchNorm2d(c_out))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-
 def _resnet():
     return nn.Sequential(nn.Conv2d(1, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
-                         _Block(4, 4, 1), _Block(4, 8, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         BasicBlock(4, 4, 1), BasicBlock(4, 8, 2), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(),
                          nn.Linear(8, 10))
 
 
