@@ -842,6 +842,8 @@ def cmd_demo(args):
           "the generator's adders,\nwhich share common sub-sums"
           + (" (a convolution's patch layer: its multipliers and adders\nonce per window)"
              if args.model != "mlp" else "")
+          + ("; the Strassen rows also count the shortcut additions, one per value\nthat an add node outputs"
+             if args.model == "resnet" else "")
           + f". The demo took {time.perf_counter() - start:.0f} s.")
     if args.json:
         try:
@@ -1169,7 +1171,8 @@ def build_parser():
                                     "print accuracy and operation counts")
     p.add_argument("--model", choices=_DEMO_MODELS, default="mlp",
                    help="the MLP (64-32-10, default), the CNN (two Strassen convolutions and a "
-                        "Strassen classifier) or both (about 5 min from a cold start on 2 cores)")
+                        "Strassen classifier), both (about 5 min from a cold start on 2 cores), "
+                        "or resnet (a small ST-ResNet with skip connections, trained each time)")
     p.add_argument("--quick", action="store_true", help="small networks, few epochs")
     p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--json", metavar="PATH",

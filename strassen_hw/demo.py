@@ -45,8 +45,16 @@ QUICK = {"hidden": 32, "r": (12, 8), "teacher_epochs": 20, "phase_epochs": (20, 
 CNN = {"model": "cnn", "r": (8, 16, 10), "p": (2, 2), "batch_norm": True}
 CNN_QUICK = {**CNN, "teacher_epochs": 4, "phase_epochs": (4, 4, 2)}
 
-#: What :func:`run_demo` can run: the MLP, the CNN, or both (MLP first).
-MODELS = ("mlp", "cnn", "both")
+#: Settings of the demo's residual model and of its ``--quick`` one
+#: (:class:`~strassen_hw.train.resnet.ResNetConfig`): the small ST-ResNet of train/resnet.py
+#: (a stem convolution with p = 2 and a 2×2 max pool, three basic blocks of 8, 16 and 16
+#: channels, the second with a 1×1 stride-2 projection shortcut, global average pooling and a
+#: Strassen classifier with r = 10) on the 8×8 digits.
+RESNET = {"teacher_epochs": 30, "phase_epochs": (30, 30, 15)}
+RESNET_QUICK = {"teacher_epochs": 4, "phase_epochs": (4, 4, 2)}
+
+#: What :func:`run_demo` can run: the MLP, the CNN, both (MLP first), or the residual network.
+MODELS = ("mlp", "cnn", "both", "resnet")
 
 #: The labels of a network's four rows; the CNN's carry the prefix ``"cnn: "``.
 _LABELS = ("float teacher (dense layers)", "float Strassen (ternary W_b, W_c)",
@@ -78,6 +86,17 @@ def _ternary_additions(matrix):
     return int(np.maximum(nonzero - 1, 0).sum())
 
 
+def _layer_nodes(net):
+    """The linear and conv nodes of ``net``, in order: the ones with a Strassen layer."""
+    return [node for node in net.nodes if node.KIND in ("linear", "conv")]
+
+
+def _add_additions(net):
+    """Additions per inference of the ``add`` nodes: ``k - 1`` per value for ``k`` inputs."""
+    return sum((len(node.inputs) - 1) * int(np.prod(net.shape_of(node.name)))
+               for node in net.nodes if node.KIND == "add")
+
+
 def _windows(layer):
     """Windows per image of a convolution layer; 1 for a linear layer."""
     g = getattr(layer, "geometry", None)
@@ -88,8 +107,8 @@ def strassen_counts(net):
     """(multiplications, additions) per inference of a frozen network, without sharing: ``r``
     products per layer; ``k - 1`` additions per ternary row with ``k`` non-zeros, plus one per
     output for the bias. A convolution layer counts its patch layer once per window."""
-    mults = adds = 0
-    for layer in net.layers:
+    mults, adds = 0, _add_additions(net)
+    for layer in (node.layer for node in _layer_nodes(net)):
         patch = getattr(layer, "patch", layer)
         mults += _windows(layer) * patch.r
         adds += _windows(layer) * (_ternary_additions(patch.w_b) + _ternary_additions(patch.w_c)
@@ -100,9 +119,10 @@ def strassen_counts(net):
 def _hardware_counts(net, hw):
     """(multiplications, additions) per inference that the generated hardware performs: each
     layer's multipliers (trivial ã left out) and adders, a convolution's once per window."""
-    pairs = [(_windows(layer), item) for layer, item in zip(net.layers, hw["layers"])]
+    pairs = [(_windows(node.layer), item)
+             for node, item in zip(_layer_nodes(net), hw["layers"])]
     return (sum(n * int(item["multipliers"]) for n, item in pairs),
-            sum(n * int(item["adders"]) for n, item in pairs))
+            _add_additions(net) + sum(n * int(item["adders"]) for n, item in pairs))
 
 
 def default_cache_dir():
@@ -141,8 +161,10 @@ def run_demo(*, model="mlp", quick=False, seed=0, out_dir="runs/demo", cache_dir
 
     Parameters
     ----------
-    model : {"mlp", "cnn", "both"}
-        The network(s): the 64 → hidden → 10 MLP, the digits CNN, or both (MLP first).
+    model : {"mlp", "cnn", "both", "resnet"}
+        The network(s): the 64 → hidden → 10 MLP, the digits CNN, both (MLP first), or the
+        residual network (:data:`RESNET`; its rows named ``"resnet: ..."``, its files in
+        ``resnet/``; trained each time, not cached).
     quick : bool
         Small networks and few epochs (for tests and a first look).
     seed : int
@@ -199,7 +221,28 @@ def run_demo(*, model="mlp", quick=False, seed=0, out_dir="runs/demo", cache_dir
                      dense["additions"]),
                  *(Row(f"cnn: {row.model}", row.accuracy, row.multiplications, row.additions)
                    for row in rest)]
+    if model == "resnet":
+        rows += _resnet_rows(data, quick, seed, Path(out_dir) / "resnet", progress, say)
     return rows
+
+
+def _resnet_rows(data, quick, seed, out_dir, progress, say):
+    from strassen_hw.train.layers import count_operations
+    from strassen_hw.train.resnet import ResNetConfig, mnist_resnet, train_resnet
+
+    config = ResNetConfig(seed=seed, **(RESNET_QUICK if quick else RESNET))
+    start = time.perf_counter()
+    say(f"training the residual teacher and its Strassen student ({config.teacher_epochs} + "
+        f"{'+'.join(map(str, config.phase_epochs))} epochs) ...")
+    result = train_resnet(config, data, log=say if progress else None)
+    say(f"trained in {time.perf_counter() - start:.0f} s")
+    teacher, *rest = _rows_of(result.teacher, result.student, data, "digits_resnet", out_dir,
+                              progress, say)
+    dense = count_operations(mnist_resnet(config.widths, 10, 8), (64,))
+    return [Row(f"resnet: {_LABELS[0]}", teacher.accuracy, dense["multiplications"],
+                dense["additions"]),
+            *(Row(f"resnet: {row.model}", row.accuracy, row.multiplications, row.additions)
+              for row in rest)]
 
 
 @dataclass(frozen=True)
@@ -211,6 +254,13 @@ class _Teacher:
 def _network_rows(config, data, name, out_dir, cache_dir, progress, say):
     """Train (or load), freeze, generate and simulate the network of ``config``: its float
     teacher (the model and its accuracy) and the three rows of the Strassen model."""
+    result = train_or_load(config, data, cache_dir, progress, say)
+    return _rows_of(result.teacher, result.student, data, name, out_dir, progress, say)
+
+
+def _rows_of(teacher_model, student, data, name, out_dir, progress, say):
+    """Freeze, generate and simulate the trained ``student``: its teacher (the model and its
+    accuracy) and the three rows of the Strassen model."""
     import torch
 
     from strassen_hw.frozen import save
@@ -220,21 +270,20 @@ def _network_rows(config, data, name, out_dir, cache_dir, progress, say):
     from strassen_hw.train.recipe import accuracy
     from strassen_hw.train.freeze import float_logits, freeze
 
-    result = train_or_load(config, data, cache_dir, progress, say)
     x_test = torch.as_tensor(data.x_test, dtype=torch.float32) * data.input_scale
     y_test = torch.as_tensor(data.y_test)
-    teacher_acc = accuracy(result.teacher, x_test, y_test)
-    float_pred = float_logits(result.student, data.x_test, data.input_scale).argmax(1)
+    teacher_acc = accuracy(teacher_model, x_test, y_test)
+    float_pred = float_logits(student, data.x_test, data.input_scale).argmax(1)
     student_acc = float((float_pred == data.y_test).mean())
 
-    net, report = freeze(result.student, data.x_train, name=name,
+    net, report = freeze(student, data.x_train, name=name,
                          input_format=data.input_format, input_scale=data.input_scale)
     save(net, out_dir / f"{name}.json")
     expected = forward(net, data.x_test)
     frozen_pred = expected.argmax(1)
     frozen_acc = float((frozen_pred == data.y_test).mean())
     say(f"froze it: ã in {report.a_width} signed bits, hidden activations in "
-        f"{net.layers[0].output.width} unsigned bits, logits in {net.output.width} bits; "
+        f"{_layer_nodes(net)[0].layer.output.width} unsigned bits, logits in {net.output.width} bits; "
         f"{int((frozen_pred == float_pred).sum())}/{len(float_pred)} test predictions "
         f"unchanged, accuracy {100 * student_acc:.2f}% -> {100 * frozen_acc:.2f}%")
 
@@ -266,7 +315,7 @@ def _network_rows(config, data, name, out_dir, cache_dir, progress, say):
         + f": all {outputs.size} outputs equal the reference, bit for bit")
 
     mults, adds = strassen_counts(net)
-    return (_Teacher(result.teacher, teacher_acc),
+    return (_Teacher(teacher_model, teacher_acc),
             Row(_LABELS[1], student_acc, mults, adds),
             Row(_LABELS[2], frozen_acc, mults, adds),
             Row(_LABELS[3], hw_acc, *_hardware_counts(net, hw)))
